@@ -1,0 +1,52 @@
+# khmer-digits-ocr — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TORCH_PIN := torch==2.13.0
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install system-deps test test-slow train samples generate bench tensorboard \
+        sweep-lr compare-losses compare-models search-lr clean
+
+help:  ## List every target with one line each
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# Pin torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
+	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## Create .venv/ and install the project (editable) with test extras
+
+system-deps:  ## Optional (root, Debian): extra Khmer fonts and Tesseract 5 for benchmarks
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-khmeros fonts-noto-core tesseract-ocr tesseract-ocr-khm
+
+test: $(STAMP)  ## Run the default test suite (fast; excludes tests marked slow)
+	$(PY) -m pytest -q $(ARGS)
+
+test-slow: $(STAMP)  ## Run only the slow tests (kill -9 resume, full-length runs)
+	$(PY) -m pytest -q -m slow $(ARGS)
+
+train: $(STAMP)  ## Train the default model on the default generated data (python -m runner)
+	$(PY) -m runner $(ARGS)
+
+generate: $(STAMP)  ## Write a dataset to data.dir (python -m runner.generate)
+	$(PY) -m runner.generate $(ARGS)
+
+samples: $(STAMP)  ## Write a grid of generated samples to outputs/samples.png
+	$(PY) -m runner.data.samples $(ARGS)
+
+tensorboard: $(STAMP)  ## Open TensorBoard over every run in outputs/
+	$(VENV)/bin/tensorboard --logdir outputs --bind_all
+
+clean:  ## Remove run outputs and caches (keeps .venv and the data cache)
+	rm -rf outputs multirun .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

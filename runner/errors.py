@@ -1,0 +1,59 @@
+"""User-facing errors: one paragraph that names the culprit and says what to do."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import textwrap
+from typing import Callable, TypeVar
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+class UserError(Exception):
+    """A problem with the user's input (config, data, checkpoint, environment).
+
+    Entry points catch it and print its message as one paragraph, without a traceback
+    (unless HYDRA_FULL_ERROR=1), then exit with status 2.
+    """
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    """A config value that is the wrong type, out of range, or incompatible with another."""
+
+
+class DataError(UserError):
+    """A dataset, image, label or font problem."""
+
+
+class CheckpointError(UserError):
+    """A checkpoint that is missing, truncated, foreign or unsafe."""
+
+
+def format_user_error(error: BaseException) -> str:
+    kind = type(error).__name__
+    return textwrap.fill(f"error ({kind}): {error}", width=100, break_long_words=False,
+                         break_on_hyphens=False)
+
+
+def exit_on_user_error(main: F) -> F:
+    """Wrap an entry point so a UserError exits non-zero with one readable paragraph.
+
+    Hydra wraps exceptions raised inside a task; it re-raises them after printing a short
+    traceback unless HYDRA_FULL_ERROR=1. We intercept UserError before Hydra sees it.
+    """
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except UserError as error:
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(format_user_error(error), file=sys.stderr)
+            sys.exit(error.exit_code)
+
+    return wrapper  # type: ignore[return-value]
