@@ -1,0 +1,84 @@
+"""OCR models and the preset factory.
+
+    from runner.models import create_model
+    model = create_model("small")                    # conf/model/small.yaml, 32x128, max_length 8
+    model = create_model("ctc_small", image_width=96)
+
+Every model has `head` ("attention" or "ctc"), `name`, `max_length`, `forward`, `decode_logits`,
+`predict`, `predict_with_confidence` and `config_dict` (see runner/models/encoder.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hydra.utils
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import runner
+from runner.errors import ConfigError, UserError
+from runner.models.attention import AttentionOCR
+from runner.models.config import DEFAULT_DATA, SCHEMAS, AttentionModelConfig, CTCModelConfig, register_model_configs
+from runner.models.ctc import CRNN
+from runner.models.encoder import OCRModel
+
+__all__ = [
+    "AttentionOCR", "CRNN", "OCRModel", "AttentionModelConfig", "CTCModelConfig", "available_presets",
+    "create_model", "model_from_config", "preset_config", "register_model_configs",
+]
+
+MODEL_CONF_DIR = Path(runner.__file__).resolve().parent.parent / "conf" / "model"
+
+
+def available_presets() -> list[str]:
+    return sorted(path.stem for path in MODEL_CONF_DIR.glob("*.yaml"))
+
+
+def preset_config(name: str, **overrides: Any) -> dict[str, Any]:
+    """The resolved kwargs (with `_target_`) of conf/model/<name>.yaml plus `overrides`.
+
+    `${data.*}` interpolations resolve against DEFAULT_DATA (32x128 images, max_length 8),
+    since outside a Hydra run there is no `data` node.
+    """
+    path = MODEL_CONF_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown model preset {name!r}: there is no {path}; "
+                          f"available presets: {', '.join(available_presets())}.")
+    preset = OmegaConf.load(path)
+    schema_names = [entry for entry in preset.pop("defaults", []) if isinstance(entry, str) and entry in SCHEMAS]
+    if len(schema_names) != 1:
+        raise ConfigError(f"{path}: its defaults list must name exactly one schema of {sorted(SCHEMAS)}, "
+                          f"e.g. `defaults: [_attention_schema, _self_]`.")
+    try:
+        model = OmegaConf.merge(OmegaConf.structured(SCHEMAS[schema_names[0]]), preset)
+        for key, value in overrides.items():
+            if key not in model:
+                raise ConfigError(f"create_model({name!r}): unknown option {key!r}; "
+                                  f"options are {', '.join(sorted(model.keys()))}.")
+            model[key] = value
+        root = OmegaConf.merge({"data": DEFAULT_DATA}, {"model": model})
+        return OmegaConf.to_container(root.model, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"model preset {name!r} ({path}) with overrides {overrides}: {error}") from error
+
+
+def model_from_config(config: dict[str, Any] | DictConfig) -> OCRModel:
+    """Instantiate a model from `cfg.model` or a `config_dict()` (e.g. one stored in a checkpoint).
+
+    hydra.utils.instantiate wraps constructor errors in InstantiationException; a ConfigError
+    (e.g. an image width too narrow for CTC) is re-raised as is so entry points print it plainly.
+    """
+    try:
+        return hydra.utils.instantiate(config, _convert_="all")
+    except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        raise
+
+
+def create_model(name: str, **overrides: Any) -> OCRModel:
+    """Build preset `name` (conf/model/<name>.yaml) with keyword `overrides` of its options."""
+    return model_from_config(preset_config(name, **overrides))

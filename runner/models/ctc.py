@@ -1,0 +1,61 @@
+"""CRNN: the shared CNN + BiLSTM encoder with a per-column CTC classifier (ctc_small, ctc_medium).
+
+One prediction per image column (T = image_width / 4); class BLANK is the CTC blank. Greedy
+decoding takes the argmax per column, collapses repeats and drops blanks and non-digit tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from runner.charset import BLANK, INDEX_TO_CHAR, VOCAB_SIZE
+from runner.models.encoder import WIDTH_STRIDE, OCRModel, greedy_confidence
+
+
+def min_ctc_steps(max_length: int) -> int:
+    # Worst case label "១១១..." needs a blank between every repeat: 2*max_length - 1 steps;
+    # we ask for 2*max_length + 1 so a leading and trailing blank also fit.
+    return 2 * max_length + 1
+
+
+class CRNN(OCRModel):
+    head = "ctc"
+
+    def __init__(self, name: str = "ctc_small", max_length: int = 8, image_height: int = 32, image_width: int = 128,
+                 channels: Sequence[int] = (32, 64, 128, 128), blocks: Sequence[int] = (1, 1, 1, 1),
+                 hidden_size: int = 128, rnn_layers: int = 2, dropout: float = 0.1) -> None:
+        super().__init__(name=name, max_length=max_length, image_height=image_height, image_width=image_width,
+                         channels=channels, blocks=blocks, hidden_size=hidden_size, rnn_layers=rnn_layers,
+                         dropout=dropout)
+        steps = int(image_width) // WIDTH_STRIDE
+        needed = min_ctc_steps(self.max_length)
+        if steps < needed:
+            raise self._fail(
+                "data.image_width",
+                f"is {image_width}, which gives {steps} CTC time steps (width / {WIDTH_STRIDE}) but labels of up to "
+                f"data.max_length={self.max_length} digits need at least {needed} (2*max_length+1, room for "
+                f"blanks between repeated digits)",
+                f"set data.image_width >= {needed * WIDTH_STRIDE} or lower data.max_length",
+            )
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, VOCAB_SIZE))
+
+    def forward(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-column logits [B, T, V]; `targets` is accepted for a uniform trainer call and unused."""
+        return self.classifier(self.encoder(images))
+
+    def decode_logits(self, logits: torch.Tensor) -> tuple[list[str], list[float]]:
+        """Best-path decoding; confidence = product of per-column max probs (the best path's probability)."""
+        tokens = logits.argmax(dim=-1)
+        texts = []
+        for row in tokens.tolist():
+            chars, previous = [], BLANK
+            for token in row:
+                if token != previous and token in INDEX_TO_CHAR:
+                    chars.append(INDEX_TO_CHAR[token])
+                previous = token
+            texts.append("".join(chars))
+        steps = torch.full((tokens.shape[0],), tokens.shape[1], dtype=torch.long)
+        return texts, greedy_confidence(logits, steps)
