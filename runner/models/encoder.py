@@ -64,7 +64,9 @@ class SequenceEncoder(nn.Module):
                            bidirectional=True, dropout=dropout if rnn_layers > 1 else 0.0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        features = self.cnn(images)
+        # channels_last makes the oneDNN convolutions ~1.4x faster on CPU (fwd+bwd), and costs
+        # nothing for a 1-channel input; later layers inherit the format.
+        features = self.cnn(images.contiguous(memory_format=torch.channels_last))
         batch, channels, height, width = features.shape
         columns = features.permute(0, 3, 1, 2).reshape(batch, width, channels * height)
         columns = self.project(columns)

@@ -1,0 +1,272 @@
+"""OCR metrics on decoded strings, so CTC and attention models are scored the same way.
+
+Every score comes from one Levenshtein alignment per sample (rapidfuzz opcodes, reference ->
+prediction), over characters only: PAD/SOS/EOS/BLANK never reach a string (token tensors are
+decoded with runner.charset.decode first).
+
+    char_accuracy       matched (equal) aligned characters / reference characters, in [0, 1]
+    cer                 edit distance / reference characters (insertions can push it above 1)
+    seq_accuracy        exact matches / samples
+    norm_edit_distance  mean over samples of distance / max(len(truth), len(prediction)), in [0, 1]
+
+With no samples (or no reference characters) every rate is 0.0 and count is 0. OCRMetrics keeps only sums and counts (plus
+the k worst examples), so per-rank instances merge exactly: gather `state_dict()` from every
+rank and `merge` them.
+"""
+
+from __future__ import annotations
+
+import heapq
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from rapidfuzz.distance import Levenshtein
+
+from runner.charset import DIGITS, decode
+
+NONE = len(DIGITS)  # row/column of the confusion matrix for "no character" (insertion/deletion)
+CLASS_LABELS: tuple[str, ...] = tuple(DIGITS) + ("∅",)
+_DIGIT_INDEX = {char: index for index, char in enumerate(DIGITS)}
+_COUNTERS = ("count", "exact", "reference_chars", "predicted_chars", "matched", "substitutions", "insertions",
+             "deletions", "confidence_count")
+_SUMS = ("norm_edit_sum", "confidence_sum", "correct_confidence_sum")
+
+Texts = Sequence[str] | torch.Tensor | Sequence[Sequence[int]]
+
+
+def as_texts(values: Texts) -> list[str]:
+    """Strings pass through; token-id tensors/lists [B, S] are decoded (stop at EOS, skip PAD/SOS/BLANK)."""
+    if isinstance(values, torch.Tensor):
+        if values.is_floating_point():
+            raise TypeError("got a float tensor (logits?); decode it first with model.decode_logits(logits).")
+        values = values.tolist() if values.dim() == 2 else [values.tolist()]
+    return [value if isinstance(value, str) else decode(value) for value in values]
+
+
+def _pairs(predictions: Texts, targets: Texts) -> list[tuple[str, str]]:
+    predicted, truth = as_texts(predictions), as_texts(targets)
+    if len(predicted) != len(truth):
+        raise ValueError(f"{len(predicted)} predictions but {len(truth)} targets; they must pair up one to one.")
+    return list(zip(predicted, truth))
+
+
+def normalized_edit_distance(prediction: str, target: str) -> float:
+    """Levenshtein distance / max(len(prediction), len(target)); 0.0 for two empty strings."""
+    longest = max(len(prediction), len(target))
+    return Levenshtein.distance(target, prediction) / longest if longest else 0.0
+
+
+def calculate_character_accuracy(predictions: Texts, targets: Texts) -> float:
+    """Matched aligned characters / reference characters (see module docstring)."""
+    metrics = OCRMetrics(worst_k=0)
+    metrics.update(predictions, targets)
+    return metrics.compute()["char_accuracy"]
+
+
+def calculate_sequence_accuracy(predictions: Texts, targets: Texts) -> float:
+    """Exact matches / samples; 0.0 for no samples."""
+    pairs = _pairs(predictions, targets)
+    return sum(predicted == truth for predicted, truth in pairs) / len(pairs) if pairs else 0.0
+
+
+def _worst_key(example: Mapping[str, Any]) -> tuple:
+    # Total order, so merging per-rank lists keeps the same k examples whatever the rank order.
+    return (example["norm_edit_distance"], example["distance"], example["path"] or "", example["truth"],
+            example["prediction"])
+
+
+class OCRMetrics:
+    """Accumulates OCR metrics over batches of decoded strings.
+
+    `update` returns the batch's own metrics; `compute` the accumulated ones. `worst_k` bounds
+    how many worst examples (largest normalized edit distance) are kept for error analysis.
+    """
+
+    def __init__(self, worst_k: int = 20) -> None:
+        self.worst_k = int(worst_k)
+        self.reset()
+
+    def reset(self) -> None:
+        self.counters = dict.fromkeys(_COUNTERS, 0)
+        self.sums = dict.fromkeys(_SUMS, 0.0)
+        self.confusion = np.zeros((NONE + 1, NONE + 1), dtype=np.int64)
+        self.length_count: dict[int, int] = {}
+        self.length_exact: dict[int, int] = {}
+        self.worst: list[dict[str, Any]] = []
+
+    def update(self, predictions: Texts, targets: Texts, paths: Sequence[str] | None = None,
+               confidences: Sequence[float] | torch.Tensor | None = None) -> dict[str, float]:
+        """Add a batch; returns that batch's compute() dict."""
+        pairs = _pairs(predictions, targets)
+        paths = list(paths) if paths is not None else [None] * len(pairs)
+        if confidences is not None:
+            confidences = confidences.tolist() if isinstance(confidences, torch.Tensor) else list(confidences)
+        if len(paths) != len(pairs) or (confidences is not None and len(confidences) != len(pairs)):
+            raise ValueError(f"update() got {len(pairs)} predictions but {len(paths)} paths and "
+                             f"{'no' if confidences is None else len(confidences)} confidences; pass one per sample.")
+        batch = OCRMetrics(self.worst_k)
+        for index, (predicted, truth) in enumerate(pairs):
+            batch._add(predicted, truth, paths[index], None if confidences is None else float(confidences[index]))
+        self.merge(batch)
+        return batch.compute()
+
+    def _add(self, predicted: str, truth: str, path: str | None, confidence: float | None) -> None:
+        c = self.counters
+        exact = predicted == truth
+        c["count"] += 1
+        c["exact"] += exact
+        c["reference_chars"] += len(truth)
+        c["predicted_chars"] += len(predicted)
+        for op in Levenshtein.opcodes(truth, predicted):
+            truth_chars = truth[op.src_start:op.src_end]
+            predicted_chars = predicted[op.dest_start:op.dest_end]
+            if op.tag == "equal":
+                c["matched"] += len(truth_chars)
+                pairs = zip(truth_chars, predicted_chars)
+            elif op.tag == "replace":  # Levenshtein replace blocks pair characters one to one
+                c["substitutions"] += len(truth_chars)
+                pairs = zip(truth_chars, predicted_chars)
+            elif op.tag == "delete":
+                c["deletions"] += len(truth_chars)
+                pairs = ((char, None) for char in truth_chars)
+            else:
+                c["insertions"] += len(predicted_chars)
+                pairs = ((None, char) for char in predicted_chars)
+            for truth_char, predicted_char in pairs:
+                row, col = _DIGIT_INDEX.get(truth_char, NONE), _DIGIT_INDEX.get(predicted_char, NONE)
+                if (row, col) != (NONE, NONE):  # non-digit characters stay out of the digit matrix
+                    self.confusion[row, col] += 1
+        norm = normalized_edit_distance(predicted, truth)
+        self.sums["norm_edit_sum"] += norm
+        length = len(truth)
+        self.length_count[length] = self.length_count.get(length, 0) + 1
+        self.length_exact[length] = self.length_exact.get(length, 0) + exact
+        if confidence is not None:
+            c["confidence_count"] += 1
+            self.sums["confidence_sum"] += confidence
+            self.sums["correct_confidence_sum"] += confidence if exact else 0.0
+        if not exact and self.worst_k > 0:
+            example = {"path": path, "truth": truth, "prediction": predicted, "confidence": confidence,
+                       "distance": Levenshtein.distance(truth, predicted), "norm_edit_distance": norm}
+            self.worst = heapq.nlargest(self.worst_k, self.worst + [example], key=_worst_key)
+
+    def compute(self) -> dict[str, float]:
+        c = self.counters
+        reference = max(c["reference_chars"], 1)
+        count = max(c["count"], 1)
+        distance = c["substitutions"] + c["insertions"] + c["deletions"]
+        return {
+            "char_accuracy": c["matched"] / reference,
+            "seq_accuracy": c["exact"] / count,
+            "cer": distance / reference,
+            "norm_edit_distance": self.sums["norm_edit_sum"] / count,
+            "count": float(c["count"]),
+        }
+
+    def confusion_matrix(self) -> np.ndarray:
+        """11x11 counts: rows = truth ០..៩ then ∅ (insertion), columns = prediction ០..៩ then ∅ (deletion)."""
+        return self.confusion.copy()
+
+    def per_class_accuracy(self) -> dict[str, float]:
+        """For each digit: aligned occurrences read correctly / occurrences in the truth (NaN if unseen)."""
+        rows = self.confusion[:NONE].sum(axis=1)
+        return {digit: float(self.confusion[i, i] / rows[i]) if rows[i] else float("nan") for i, digit in enumerate(DIGITS)}
+
+    def most_confused(self, top: int = 10) -> list[dict[str, Any]]:
+        """Off-diagonal cells by count; "∅" as truth is an insertion, as prediction a deletion."""
+        cells = [(int(self.confusion[row, col]), row, col) for row in range(NONE + 1) for col in range(NONE + 1)
+                 if row != col and self.confusion[row, col]]
+        cells.sort(key=lambda cell: (-cell[0], cell[1], cell[2]))
+        return [{"truth": CLASS_LABELS[row], "prediction": CLASS_LABELS[col], "count": count}
+                for count, row, col in cells[:top]]
+
+    def error_analysis(self, top: int = 10) -> dict[str, Any]:
+        c = self.counters
+        return {
+            "substitutions": c["substitutions"], "insertions": c["insertions"], "deletions": c["deletions"],
+            "wrong_sequences": c["count"] - c["exact"],
+            "most_confused": self.most_confused(top),
+            "worst_examples": [dict(example) for example in self.worst],
+        }
+
+    def statistics(self) -> dict[str, Any]:
+        c = self.counters
+        confident = c["confidence_count"]
+        return {
+            "count": c["count"], "correct": c["exact"], "reference_chars": c["reference_chars"],
+            "predicted_chars": c["predicted_chars"],
+            "length_histogram": dict(sorted(self.length_count.items())),
+            "per_length_accuracy": {length: self.length_exact[length] / n for length, n in sorted(self.length_count.items())},
+            "mean_confidence": self.sums["confidence_sum"] / confident if confident else None,
+            "mean_confidence_correct": (self.sums["correct_confidence_sum"] / c["exact"]) if confident and c["exact"] else None,
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain-Python sums and counts (picklable, torch.load(weights_only=True)-safe)."""
+        return {
+            "worst_k": self.worst_k, "counters": dict(self.counters), "sums": dict(self.sums),
+            "confusion": self.confusion.tolist(), "length_count": dict(self.length_count),
+            "length_exact": dict(self.length_exact), "worst": [dict(example) for example in self.worst],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.reset()
+        self.worst_k = int(state["worst_k"])
+        self.merge(state)
+
+    def merge(self, other: "OCRMetrics | Mapping[str, Any]") -> "OCRMetrics":
+        """Add another instance's (or state_dict's) counts to this one, e.g. from another rank."""
+        state = other.state_dict() if isinstance(other, OCRMetrics) else other
+        for key in _COUNTERS:
+            self.counters[key] += int(state["counters"][key])
+        for key in _SUMS:
+            self.sums[key] += float(state["sums"][key])
+        self.confusion += np.asarray(state["confusion"], dtype=np.int64)
+        for mine, theirs in ((self.length_count, state["length_count"]), (self.length_exact, state["length_exact"])):
+            for length, n in theirs.items():
+                mine[int(length)] = mine.get(int(length), 0) + int(n)
+        self.worst = heapq.nlargest(self.worst_k, self.worst + [dict(e) for e in state["worst"]], key=_worst_key)
+        return self
+
+    @classmethod
+    def merged(cls, states: Iterable["OCRMetrics | Mapping[str, Any]"], worst_k: int = 20) -> "OCRMetrics":
+        """One instance holding the sum of `states` (e.g. the output of all_gather_object)."""
+        total = cls(worst_k)
+        for state in states:
+            total.merge(state)
+        return total
+
+    def plot_confusion_matrix(self, path: str | Path, title: str = "Digit confusion (rows: truth, columns: prediction)") -> Path:
+        """Write the 11x11 matrix as a PNG: colour = share of the truth row, text = count.
+
+        Ticks use Arabic digits: matplotlib's default font (DejaVu Sans) has no Khmer glyphs.
+        """
+        # A bare Figure renders with Agg and leaves pyplot's global backend state alone.
+        from matplotlib.figure import Figure
+
+        matrix = self.confusion
+        rows = matrix.sum(axis=1, keepdims=True)
+        share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+        labels = [str(i) for i in range(len(DIGITS))] + ["∅"]
+        figure = Figure(figsize=(7.5, 6.5))
+        axes = figure.subplots()
+        image = axes.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+        for row in range(matrix.shape[0]):
+            for col in range(matrix.shape[1]):
+                if matrix[row, col]:
+                    axes.text(col, row, str(matrix[row, col]), ha="center", va="center", fontsize=8,
+                              color="white" if share[row, col] > 0.5 else "black")
+        axes.set_xticks(range(len(labels)), labels)
+        axes.set_yticks(range(len(labels)), labels)
+        axes.set_xlabel("prediction (∅ = digit deleted)")
+        axes.set_ylabel("truth (∅ = digit inserted)")
+        axes.set_title(f"{title}\nn={self.counters['count']} sequences, 0-9 = Khmer digits U+17E0..U+17E9",
+                       fontsize=10)
+        figure.colorbar(image, ax=axes, label="share of truth row")
+        figure.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=120)
+        return path
