@@ -1,0 +1,210 @@
+"""Typed configs for the data half: what to render, how to vary it, how to load it.
+
+`AugmentConfig` defaults are the `light` preset; `conf/augment/{none,heavy}.yaml` hold only what
+they change on top of it, so the YAML files and these defaults cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+BACKGROUND_KINDS = ("solid", "gradient", "noise", "paper")
+DATA_KINDS = ("generated", "onthefly", "folder")
+
+
+def _help(text: str, default: Any) -> Any:
+    if callable(default):
+        return field(default_factory=default, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass
+class AugmentConfig:
+    """How rendered samples vary. Each `*_p` is a probability; each list is a [min, max] range."""
+
+    font_size: List[float] = _help("Font em size in px, [min, max]. Images are cropped to the ink, so "
+                                   "this sets the rendering resolution (keep it near the 32 px model input).",
+                                   lambda: [24.0, 40.0])
+    font_weight: List[float] = _help("Weight axis (wght) range for variable fonts, clamped to each font's axis.",
+                                     lambda: [300.0, 800.0])
+    font_width: List[float] = _help("Width axis (wdth) range for variable fonts, clamped to each font's axis.",
+                                    lambda: [75.0, 100.0])
+    letter_spacing: List[float] = _help("Extra space between digits as a fraction of the font size "
+                                        "(negative = tighter; below -0.05 digits start to touch).",
+                                        lambda: [-0.02, 0.15])
+    padding: List[float] = _help("Margin on each side as a fraction of the text height, drawn per side "
+                                 "(0 = ink touches the border, 1 = loose crop).", lambda: [0.05, 0.5])
+    aspect_ratio: List[float] = _help("Horizontal stretch of the text (1 = the font's own shape).",
+                                      lambda: [0.85, 1.2])
+    background: Dict[str, float] = _help(
+        f"Relative weights of background kinds {list(BACKGROUND_KINDS)}.",
+        lambda: {"solid": 0.55, "gradient": 0.2, "noise": 0.1, "paper": 0.15})
+    background_level: List[float] = _help("Background brightness 0..255 (before any inversion).",
+                                          lambda: [200.0, 255.0])
+    ink_level: List[float] = _help("Ink brightness 0..255 (0 = black).", lambda: [0.0, 70.0])
+    ink_color_p: float = _help("Probability of coloured ink (blue or red pen, stamp) instead of grey.", 0.15)
+    min_contrast: float = _help("Smallest background-minus-ink brightness; darker ink is forced "
+                                "below that so every label stays human-readable.", 90.0)
+    invert_p: float = _help("Probability of light-on-dark text (the image is inverted at the end).", 0.1)
+    rotation_p: float = _help("Probability of rotating the text.", 0.5)
+    rotation: float = _help("Largest rotation in degrees (either direction).", 3.0)
+    shear_p: float = _help("Probability of a horizontal shear (italic-like slant).", 0.3)
+    shear: float = _help("Largest shear factor (either direction).", 0.15)
+    perspective_p: float = _help("Probability of a perspective warp (photo taken at an angle).", 0.2)
+    perspective: float = _help("Largest corner displacement as a fraction of the text height.", 0.06)
+    blur_p: float = _help("Probability of a Gaussian blur (out of focus).", 0.3)
+    blur_radius: List[float] = _help("Gaussian blur radius range in px, for text 24 px high (scaled with the text).", lambda: [0.3, 0.9])
+    noise_p: float = _help("Probability of additive Gaussian pixel noise (sensor noise).", 0.3)
+    noise_sigma: List[float] = _help("Pixel noise standard deviation range (0..255 scale).", lambda: [2.0, 10.0])
+    jpeg_p: float = _help("Probability of a JPEG round trip.", 0.3)
+    jpeg_quality: List[float] = _help("JPEG quality range (1..95).", lambda: [40.0, 90.0])
+    lowres_p: float = _help("Probability of a low-resolution capture (downscale, then upscale back).", 0.2)
+    lowres_scale: List[float] = _help("Downscale factor range for low-resolution capture.", lambda: [0.5, 0.85])
+    underline_p: float = _help("Probability of an underline below the digits (never through them).", 0.05)
+    table_rules_p: float = _help("Probability of table rules (lines in the margins around the cell).", 0.1)
+
+    def validate(self, prefix: str = "data.augment") -> None:
+        for f in fields(self):
+            key, value = f"{prefix}.{f.name}", getattr(self, f.name)
+            if f.name.endswith("_p"):
+                _check(0.0 <= value <= 1.0, key, "must be a probability in [0, 1]", value)
+            elif isinstance(value, (list, tuple)):
+                _check(len(value) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value),
+                       key, "must be a [min, max] pair of numbers", value)
+                _check(value[0] <= value[1], key, "must have min <= max", value)
+        _check(self.font_size[0] >= 6, f"{prefix}.font_size", "must be >= 6 px to stay legible", self.font_size)
+        _check(self.letter_spacing[0] >= -0.1, f"{prefix}.letter_spacing",
+               "must be >= -0.1 (digits would overlap)", self.letter_spacing)
+        _check(self.padding[0] >= 0, f"{prefix}.padding", "must be >= 0", self.padding)
+        _check(self.aspect_ratio[0] > 0, f"{prefix}.aspect_ratio", "must be > 0", self.aspect_ratio)
+        for key in ("background_level", "ink_level"):
+            value = getattr(self, key)
+            _check(0 <= value[0] and value[1] <= 255, f"{prefix}.{key}", "must lie in 0..255", value)
+        _check(0 <= self.min_contrast <= 200, f"{prefix}.min_contrast", "must lie in 0..200", self.min_contrast)
+        _check(0 <= self.rotation <= 45, f"{prefix}.rotation", "must lie in 0..45 degrees", self.rotation)
+        _check(0 <= self.shear <= 1, f"{prefix}.shear", "must lie in 0..1", self.shear)
+        _check(0 <= self.perspective <= 0.3, f"{prefix}.perspective", "must lie in 0..0.3", self.perspective)
+        _check(self.blur_radius[0] >= 0, f"{prefix}.blur_radius", "must be >= 0", self.blur_radius)
+        _check(self.noise_sigma[0] >= 0, f"{prefix}.noise_sigma", "must be >= 0", self.noise_sigma)
+        _check(1 <= self.jpeg_quality[0] and self.jpeg_quality[1] <= 95, f"{prefix}.jpeg_quality",
+               "must lie in 1..95", self.jpeg_quality)
+        _check(0 < self.lowres_scale[0] and self.lowres_scale[1] <= 1, f"{prefix}.lowres_scale",
+               "must lie in (0, 1]", self.lowres_scale)
+        unknown = sorted(set(self.background) - set(BACKGROUND_KINDS))
+        _check(not unknown, f"{prefix}.background", f"has unknown kinds {unknown}; use {list(BACKGROUND_KINDS)}",
+               dict(self.background))
+        weights = list(self.background.values())
+        _check(all(w >= 0 for w in weights) and sum(weights) > 0, f"{prefix}.background",
+               "needs non-negative weights with a positive sum", dict(self.background))
+
+
+@dataclass
+class DataConfig:
+    """Where samples come from (generated on disk, rendered on the fly, or a labelled folder)."""
+
+    kind: str = _help(f"Data source, one of {list(DATA_KINDS)}.", "generated")
+    dir: Optional[str] = _help("generated: a dataset written by `python -m runner.generate` (null = generate "
+                               "one into cache_dir); folder: a folder of images with labels.tsv.", None)
+    cache_dir: str = _help("Where generated datasets are cached, keyed by their settings; relative paths are "
+                           "resolved against the directory the run was started from.",
+                           "${oc.env:KHMER_OCR_CACHE,data_cache}")
+    seed: Optional[int] = _help("Seed for generating/rendering data; null = the run's seed. Fix it to share "
+                                "one dataset across a seed sweep.", None)
+    train_size: int = _help("Training samples (on the fly: samples per epoch).", 20000)
+    val_size: int = _help("Validation samples, rendered like training.", 2000)
+    hard_val_size: int = _help("Size of each extra split val_hard and val_unseen_fonts (0 disables both).", 1000)
+    min_length: int = _help("Fewest digits in a rendered label.", 1)
+    max_length: int = _help("Most digits in a label; targets are padded to max_length + 2.", 8)
+    image_height: int = _help("Model input height in px.", 32)
+    image_width: int = _help("Model input width in px (text is padded, or shrunk to fit).", 128)
+    batch_size: int = _help("Samples per batch (per process under DDP).", 64)
+    num_workers: int = _help("DataLoader worker processes (0 = load in the training process).", 0)
+    pin_memory: bool = _help("Pin batches in page-locked memory (helps only with a GPU).", False)
+    fonts_dir: Optional[str] = _help("Extra folder searched (recursively) for .ttf/.otf/.ttc Khmer fonts.", None)
+    use_package_font: bool = _help("Use the Noto Sans Khmer variable font from fontpkg-noto-sans-khmer.", True)
+    use_system_fonts: bool = _help("Use every Khmer font in the system font folders.", True)
+    held_out_fonts: List[str] = _help(
+        "Font families kept out of train/val/val_hard and used only for val_unseen_fonts.",
+        lambda: ["Khmer OS Siemreap", "Noto Serif Khmer"])
+    labels_file: str = _help("folder: name of the labels file inside data.dir and data.val_dir.", "labels.tsv")
+    val_dir: Optional[str] = _help("folder: a separate validation folder with its own labels file.", None)
+    val_fraction: float = _help("folder without val_dir: fraction of files held out for validation (seeded).",
+                                0.1)
+    cache_in_memory: bool = _help("Keep preprocessed uint8 images in memory after the first epoch.", True)
+    generate_workers: Optional[int] = _help("Processes used to generate a dataset (null = all usable cores).",
+                                            None)
+    augment: AugmentConfig = _help("Variation of training and val samples (choose a preset with "
+                                   "augment=none|light|heavy).", AugmentConfig)
+    hard_augment: AugmentConfig = _help("Variation of the val_hard split (default: the heavy preset).",
+                                        lambda: augment_preset("heavy"))
+
+    def validate(self, prefix: str = "data") -> None:
+        _check(self.kind in DATA_KINDS, f"{prefix}.kind", f"must be one of {list(DATA_KINDS)}", self.kind)
+        for key in ("train_size", "batch_size", "min_length", "max_length"):
+            _check(getattr(self, key) > 0, f"{prefix}.{key}", "must be > 0", getattr(self, key))
+        for key in ("val_size", "hard_val_size", "num_workers"):
+            _check(getattr(self, key) >= 0, f"{prefix}.{key}", "must be >= 0", getattr(self, key))
+        _check(self.min_length <= self.max_length, f"{prefix}.min_length",
+               f"must be <= data.max_length ({self.max_length})", self.min_length)
+        _check(self.image_height >= 8, f"{prefix}.image_height", "must be >= 8", self.image_height)
+        _check(self.image_width >= self.image_height, f"{prefix}.image_width",
+               f"must be >= data.image_height ({self.image_height})", self.image_width)
+        _check(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", "must lie in [0, 1)", self.val_fraction)
+        _check(self.generate_workers is None or self.generate_workers > 0, f"{prefix}.generate_workers",
+               "must be > 0 or null", self.generate_workers)
+        if self.kind == "folder":
+            _check(bool(self.dir), f"{prefix}.dir",
+                   "is required for data.kind=folder: point it at a folder of images with labels.tsv", self.dir)
+        self.augment.validate(f"{prefix}.augment")
+        self.hard_augment.validate(f"{prefix}.hard_augment")
+
+
+@dataclass
+class GenerateConfig:
+    """Root config of `python -m runner.generate`."""
+
+    seed: int = _help("Seed of the dataset (data.seed overrides it when set).", 1234)
+    overwrite: bool = _help("Replace an existing dataset in data.dir.", False)
+    data: DataConfig = _help("Data settings, shared with training.", DataConfig)
+
+
+def _check(ok: bool, key: str, requirement: str, value: Any) -> None:
+    if not ok:
+        raise ConfigError(f"{key} {requirement}, got {value!r}.")
+
+
+def augment_preset(name: str) -> AugmentConfig:
+    """The AugmentConfig of `conf/augment/<name>.yaml` (the file holds changes to the light defaults)."""
+    path = CONF_DIR / "augment" / f"{name}.yaml"
+    if not path.is_file():
+        presets = sorted(p.stem for p in path.parent.glob("*.yaml") if not p.stem.startswith("_"))
+        raise ConfigError(f"augment preset {name!r} not found at {path}; available: {presets}.")
+    values = OmegaConf.load(path)
+    values.pop("defaults", None)
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AugmentConfig), values))
+
+
+def as_data_config(cfg: Union[DataConfig, DictConfig, dict]) -> DataConfig:
+    """Accept a DataConfig, or the `data` node of a Hydra config, and return a validated DataConfig."""
+    if not isinstance(cfg, DataConfig):
+        try:
+            cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), cfg))
+        except Exception as error:  # omegaconf's ValidationError etc. name the key already
+            raise ConfigError(f"invalid data config: {error}") from error
+    cfg.validate()
+    return cfg
+
+
+def register_data_configs(cs: Any) -> None:
+    """Store the schemas the YAML files extend: data/_data_schema, augment/_augment_schema, _generate_schema."""
+    cs.store(group="data", name="_data_schema", node=DataConfig)
+    cs.store(group="augment", name="_augment_schema", node=AugmentConfig, package="data.augment")
+    cs.store(name="_generate_schema", node=GenerateConfig)

@@ -1,0 +1,331 @@
+"""Datasets and loaders: a generated dataset on disk, fresh renders every epoch, or the user's folder.
+
+Every dataset yields {"image": float32 [1, H, W], "text": str, "path": str}; `collate_batch`
+turns a list of them into THE batch every model, loss and metric reads:
+
+    images          float32 [B, 1, H, W]      preprocess_image output (0 = background, 1 = ink)
+    targets         int64   [B, max_length+2] SOS, digit ids..., EOS, then PAD
+    target_lengths  int64   [B]               number of digits (CTC labels are targets[:, 1:1+len])
+    texts           list[str]
+    paths           list[str]                 image file, or "" for on-the-fly samples
+
+Under DDP (world_size > 1) loaders use a DistributedSampler: call `set_loader_epoch(loader, epoch)`
+at the start of every epoch (it also advances on-the-fly rendering).
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from pathlib import Path
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
+
+from runner.charset import EOS, PAD, SOS, encode, validate_text
+from runner.data.config import AugmentConfig, DataConfig, as_data_config
+from runner.data.fonts import FontSpec
+from runner.data.generate import (METADATA_FILE, data_fonts, ensure_generated_dataset, plan_splits,
+                                  read_metadata, resolve_path)
+from runner.data.preprocess import load_image, preprocess_image_uint8, uint8_to_tensor
+from runner.data.render import render_sample, sample_key
+from runner.errors import DataError
+
+Sample = dict[str, Any]
+
+
+class ImageListDataset(Dataset):
+    """Labelled image files, preprocessed on access; optionally cached in memory as uint8.
+
+    Labels and file existence are checked here (cheap); decoding errors surface per sample with
+    the file's path. With DataLoader workers each worker process keeps its own cache.
+    """
+
+    def __init__(self, items: Sequence[tuple[Path, str]], image_height: int = 32, image_width: int = 128,
+                 cache_in_memory: bool = True, source: str = "dataset"):
+        if not items:
+            raise DataError(f"{source} has no samples; add images (and their labels) or point at another split.")
+        self.paths = [Path(path) for path, _ in items]
+        self.texts = [text for _, text in items]
+        self.image_height, self.image_width = image_height, image_width
+        self.cache: Optional[np.ndarray] = None
+        self.cached: Optional[np.ndarray] = None
+        if cache_in_memory:
+            self.cache = np.zeros((len(items), image_height, image_width), dtype=np.uint8)
+            self.cached = np.zeros(len(items), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def pixels(self, index: int) -> np.ndarray:
+        if self.cached is not None and self.cached[index]:
+            return self.cache[index]
+        pixels = preprocess_image_uint8(load_image(self.paths[index]), self.image_height, self.image_width)
+        if self.cached is not None:
+            self.cache[index] = pixels
+            self.cached[index] = True
+        return pixels
+
+    def __getitem__(self, index: int) -> Sample:
+        return {"image": uint8_to_tensor(self.pixels(index)), "text": self.texts[index],
+                "path": str(self.paths[index])}
+
+
+def _check_files_exist(items: Sequence[tuple[Path, str]], where: Sequence[str]) -> None:
+    for (path, _), source in zip(items, where):
+        if not path.is_file():
+            raise DataError(f"{source}: image file {path} does not exist; restore it or remove the entry.")
+
+
+class KhmerDigitsDataset(ImageListDataset):
+    """One split of a dataset written by `python -m runner.generate` (metadata.yaml + images)."""
+
+    def __init__(self, metadata_path: Union[str, Path], split: str = "train", image_height: int = 32,
+                 image_width: int = 128, max_length: int = 8, cache_in_memory: bool = True):
+        metadata_path = Path(metadata_path)
+        if metadata_path.is_dir():
+            metadata_path = metadata_path / METADATA_FILE
+        metadata = read_metadata(metadata_path)
+        splits = [key for key, value in metadata.items() if isinstance(value, list)]
+        if split not in metadata:
+            raise DataError(f"{metadata_path} has no split {split!r}; it has {splits}.")
+        entries = metadata[split]
+        if not isinstance(entries, list) or not entries:
+            raise DataError(f"{metadata_path}: split {split!r} is empty; regenerate the dataset with a size > 0.")
+        root = metadata_path.parent
+        items, where = [], []
+        for position, entry in enumerate(entries):
+            source = f"{metadata_path} [{split}][{position}]"
+            if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
+                raise DataError(f"{source}: each sample needs 'image' and 'label' keys, got {entry!r}.")
+            items.append((root / str(entry["image"]), validate_text(entry["label"], source, max_length)))
+            where.append(source)
+        _check_files_exist(items, where)
+        super().__init__(items, image_height, image_width, cache_in_memory, source=f"{metadata_path} [{split}]")
+        self.metadata_path, self.split = metadata_path, split
+        self.records: list[dict[str, Any]] = entries
+
+
+def read_labels_tsv(path: Union[str, Path], max_length: int = 8) -> list[tuple[Path, str]]:
+    """(image path, label) pairs of a `file<TAB>text` labels file; paths are relative to its folder.
+
+    Blank lines and lines starting with '#' are skipped, and so is a first line `file<TAB>text`
+    (a header). Labels must be Khmer digits: Arabic digits are rejected, not converted.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"labels file {path} does not exist; create it with one `image-file<TAB>khmer-digits` "
+                        f"line per image.")
+    items, where = [], []
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.startswith("#") or (number == 1 and line.lower() == "file\ttext"):
+                continue
+            source = f"{path}:{number}"
+            fields = line.split("\t")
+            if len(fields) != 2 or not fields[0]:
+                raise DataError(f"{source}: expected `file<TAB>text` (two tab-separated fields), got {line!r}.")
+            file, text = fields[0].strip(), fields[1].strip()
+            items.append((path.parent / file, validate_text(text, source, max_length)))
+            where.append(source)
+    if not items:
+        raise DataError(f"labels file {path} lists no images; add `image-file<TAB>khmer-digits` lines.")
+    _check_files_exist(items, where)
+    return items
+
+
+class LabeledFolderDataset(ImageListDataset):
+    """A folder of the user's images with a labels.tsv; `indices` selects a subset (for a val split)."""
+
+    def __init__(self, root: Union[str, Path], labels_file: str = "labels.tsv", max_length: int = 8,
+                 image_height: int = 32, image_width: int = 128, cache_in_memory: bool = True,
+                 indices: Optional[Sequence[int]] = None):
+        root = Path(root)
+        if not root.is_dir():
+            raise DataError(f"data folder {root} does not exist; set data.dir to a folder of images with a "
+                            f"{labels_file}.")
+        items = read_labels_tsv(root / labels_file, max_length)
+        if indices is not None:
+            items = [items[i] for i in indices]
+        super().__init__(items, image_height, image_width, cache_in_memory, source=f"{root / labels_file}")
+        self.root = root
+
+
+class OnTheFlyDataset(Dataset):
+    """Freshly rendered samples: sample i of epoch e is a function of (seed, split, i, e).
+
+    With `vary_by_epoch=False` the samples are fixed (a validation set) and identical to those a
+    generated dataset with the same seed would contain, before PNG encoding.
+    Index with an int (uses `self.epoch`) or with an (epoch, index) pair, which is what
+    `EpochSampler` yields so persistent DataLoader workers follow `set_epoch` too.
+    """
+
+    def __init__(self, fonts: Sequence[FontSpec], augment: AugmentConfig, size: int, seed: int,
+                 split: str = "train", min_length: int = 1, max_length: int = 8, image_height: int = 32,
+                 image_width: int = 128, vary_by_epoch: bool = True):
+        if size <= 0:
+            raise DataError(f"on-the-fly split {split!r} has size {size}; set its size > 0.")
+        self.fonts, self.augment, self.size, self.seed, self.split = list(fonts), augment, size, seed, split
+        self.min_length, self.max_length = min_length, max_length
+        self.image_height, self.image_width = image_height, image_width
+        self.vary_by_epoch = vary_by_epoch
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def render(self, index: Union[int, tuple[int, int]]):
+        epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
+        key = sample_key(self.seed, self.split, index, epoch if self.vary_by_epoch else None)
+        return render_sample(key, self.fonts, self.augment, self.min_length, self.max_length)
+
+    def __getitem__(self, index: Union[int, tuple[int, int]]) -> Sample:
+        image, spec = self.render(index)
+        pixels = preprocess_image_uint8(image, self.image_height, self.image_width)
+        return {"image": uint8_to_tensor(pixels), "text": spec.text, "path": ""}
+
+
+class EpochSampler(Sampler):
+    """Yields (dataset.epoch, index) for the indices of `base`, read in the main process each epoch."""
+
+    def __init__(self, base: Sampler, dataset: OnTheFlyDataset):
+        self.base, self.dataset = base, dataset
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        epoch = self.dataset.epoch
+        return ((epoch, index) for index in self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+
+def collate_batch(samples: Sequence[Sample], max_length: int = 8) -> dict[str, Any]:
+    """Stack samples into the batch contract (see the module docstring)."""
+    targets = torch.full((len(samples), max_length + 2), PAD, dtype=torch.long)
+    lengths = torch.zeros(len(samples), dtype=torch.long)
+    for row, sample in enumerate(samples):
+        ids = encode(sample["text"], sample["path"] or "rendered sample")
+        if len(ids) > max_length:
+            raise DataError(f"{sample['path'] or 'rendered sample'}: label {sample['text']!r} has {len(ids)} digits, "
+                            f"more than max_length={max_length}; raise data.max_length.")
+        targets[row, 0] = SOS
+        targets[row, 1:1 + len(ids)] = torch.tensor(ids, dtype=torch.long)
+        targets[row, 1 + len(ids)] = EOS
+        lengths[row] = len(ids)
+    return {"images": torch.stack([sample["image"] for sample in samples]), "targets": targets,
+            "target_lengths": lengths, "texts": [sample["text"] for sample in samples],
+            "paths": [sample["path"] for sample in samples]}
+
+
+def seed_worker(worker_id: int) -> None:
+    """Seed numpy and random in each DataLoader worker from torch's per-worker seed."""
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, seed: int = 0,
+                rank: int = 0, world_size: int = 1, pin_memory: bool = False, max_length: int = 8,
+                drop_last: bool = False) -> DataLoader:
+    """A DataLoader with the batch contract, seeded shuffling and (world_size > 1) a DistributedSampler."""
+    generator = torch.Generator().manual_seed(seed)
+    sampler: Optional[Sampler] = None
+    if world_size > 1:
+        sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
+                                     drop_last=drop_last)
+    if isinstance(dataset, OnTheFlyDataset):
+        # Fresh renders need no shuffling; the epoch travels with each index instead.
+        sampler = EpochSampler(sampler or SequentialSampler(dataset), dataset)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+                      num_workers=num_workers, collate_fn=functools.partial(collate_batch, max_length=max_length),
+                      pin_memory=pin_memory, drop_last=drop_last, generator=generator,
+                      worker_init_fn=seed_worker if num_workers > 0 else None,
+                      persistent_workers=num_workers > 0)
+
+
+def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
+    """Call at the start of each epoch: reshuffles DistributedSampler splits, advances on-the-fly renders."""
+    for owner in (loader.sampler, loader.dataset):
+        if hasattr(owner, "set_epoch"):
+            owner.set_epoch(epoch)
+
+
+def create_data_loaders(metadata_path: Union[str, Path], batch_size: int = 32, num_workers: int = 0,
+                        image_height: int = 32, image_width: int = 128, max_length: int = 8, seed: int = 0,
+                        rank: int = 0, world_size: int = 1, pin_memory: bool = False,
+                        cache_in_memory: bool = True) -> tuple[DataLoader, DataLoader]:
+    """(train_loader, val_loader) over the train and val splits of a generated dataset."""
+    loaders = []
+    for split in ("train", "val"):
+        dataset = KhmerDigitsDataset(metadata_path, split, image_height, image_width, max_length, cache_in_memory)
+        loaders.append(make_loader(dataset, batch_size, split == "train", num_workers, seed, rank, world_size,
+                                   pin_memory, max_length))
+    return loaders[0], loaders[1]
+
+
+def folder_datasets(cfg: DataConfig, seed: int) -> tuple[LabeledFolderDataset, LabeledFolderDataset]:
+    """(train, val) from data.dir, with val from data.val_dir or a seeded data.val_fraction of the files."""
+    root = resolve_path(cfg.dir)
+    common = dict(labels_file=cfg.labels_file, max_length=cfg.max_length, image_height=cfg.image_height,
+                  image_width=cfg.image_width, cache_in_memory=cfg.cache_in_memory)
+    if cfg.val_dir:
+        return LabeledFolderDataset(root, **common), LabeledFolderDataset(resolve_path(cfg.val_dir), **common)
+    total = len(read_labels_tsv(root / cfg.labels_file, cfg.max_length))
+    val_count = int(round(total * cfg.val_fraction))
+    if cfg.val_fraction > 0:
+        val_count = max(1, val_count)
+    if val_count == 0 or val_count >= total:
+        raise DataError(f"{root / cfg.labels_file} has {total} images; data.val_fraction={cfg.val_fraction} leaves "
+                        f"{total - val_count} for training and {val_count} for validation. Add images, change "
+                        f"data.val_fraction, or give a separate data.val_dir.")
+    order = np.random.default_rng(seed).permutation(total)
+    val_indices, train_indices = sorted(order[:val_count]), sorted(order[val_count:])
+    return (LabeledFolderDataset(root, indices=train_indices, **common),
+            LabeledFolderDataset(root, indices=val_indices, **common))
+
+
+def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Dataset]:
+    """Every split for `cfg.kind`: train, val and, where available, val_hard and val_unseen_fonts."""
+    if cfg.kind == "folder":
+        train, val = folder_datasets(cfg, seed)
+        return {"train": train, "val": val}
+    if cfg.kind == "onthefly":
+        datasets: dict[str, Dataset] = {}
+        for plan in plan_splits(cfg, data_fonts(cfg)):
+            datasets[plan.name] = OnTheFlyDataset(plan.fonts, plan.augment, plan.size, seed, plan.name,
+                                                  cfg.min_length, cfg.max_length, cfg.image_height,
+                                                  cfg.image_width, vary_by_epoch=plan.name == "train")
+        return datasets
+    metadata_path = (resolve_path(cfg.dir) / METADATA_FILE if cfg.dir
+                     else ensure_generated_dataset(cfg, seed, rank))
+    splits = [key for key, value in read_metadata(metadata_path).items() if isinstance(value, list)]
+    return {split: KhmerDigitsDataset(metadata_path, split, cfg.image_height, cfg.image_width, cfg.max_length,
+                                      cfg.cache_in_memory) for split in splits}
+
+
+def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank: int = 0, world_size: int = 1
+                       ) -> tuple[DataLoader, DataLoader, dict[str, DataLoader]]:
+    """(train_loader, val_loader, extra_val_loaders) for the trainer; extras are val_hard/val_unseen_fonts."""
+    cfg = as_data_config(data_cfg)
+    data_seed = cfg.seed if cfg.seed is not None else seed
+    datasets = build_datasets(cfg, data_seed, rank)
+    for required in ("train", "val"):
+        if required not in datasets:
+            raise DataError(f"the {cfg.kind} dataset has no {required!r} split; its splits are {list(datasets)}.")
+    loaders = {name: make_loader(dataset, cfg.batch_size, name == "train", cfg.num_workers, seed, rank, world_size,
+                                 cfg.pin_memory, cfg.max_length)
+               for name, dataset in datasets.items()}
+    train, val = loaders.pop("train"), loaders.pop("val")
+    return train, val, loaders

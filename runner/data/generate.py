@@ -1,0 +1,259 @@
+"""Write a rendered dataset to disk (PNG files + metadata.yaml), or reuse a cached one.
+
+Layout of a dataset folder:
+
+    metadata.yaml            dataset_info header + one list of samples per split
+    train/000000.png ...     one folder per split: train, val, val_hard, val_unseen_fonts
+
+Each sample records its image path (relative to metadata.yaml), label, and how it was drawn (font,
+size, variation axes, every applied augmentation). Sample i of split s is a function of
+(seed, s, i) only, so any number of worker processes writes byte-identical files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import yaml
+from tqdm import tqdm
+
+from runner.data.config import AugmentConfig, DataConfig
+from runner.data.fonts import FontSpec, discover_fonts, families, split_held_out
+from runner.data.render import render_sample, sample_key
+from runner.errors import DataError
+
+log = logging.getLogger(__name__)
+
+# Bump whenever rendering changes what a (seed, settings) pair produces: it invalidates caches.
+GENERATOR_VERSION = 1
+METADATA_FILE = "metadata.yaml"
+CHUNK_SIZE = 64
+YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@dataclass
+class SplitPlan:
+    """What one split is rendered from."""
+
+    name: str
+    size: int
+    fonts: list[FontSpec]
+    augment: AugmentConfig
+
+
+def data_fonts(cfg: DataConfig) -> list[FontSpec]:
+    fonts_dir = resolve_path(cfg.fonts_dir) if cfg.fonts_dir else None
+    return discover_fonts(fonts_dir, cfg.use_package_font, cfg.use_system_fonts)
+
+
+def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
+    """train, val, val_hard and val_unseen_fonts, with held-out font families kept out of the first three."""
+    # Holding fonts out only makes sense when the split that uses them is written.
+    training_fonts, held_out = split_held_out(fonts, cfg.held_out_fonts if cfg.hard_val_size > 0 else [])
+    if cfg.hard_val_size > 0 and cfg.held_out_fonts and not held_out:
+        warnings.warn(f"none of data.held_out_fonts {cfg.held_out_fonts} is installed (found: {families(fonts)}); "
+                      f"skipping val_unseen_fonts. Install them (apt-get install fonts-khmeros fonts-noto-core) "
+                      f"or name installed families in data.held_out_fonts.", stacklevel=2)
+    if held_out and not training_fonts:
+        warnings.warn(f"data.held_out_fonts {cfg.held_out_fonts} covers every installed font family "
+                      f"({families(fonts)}); training on all of them and skipping val_unseen_fonts. Install more "
+                      f"Khmer fonts (apt-get install fonts-khmeros fonts-noto-core) to measure unseen-font accuracy.",
+                      stacklevel=2)
+        training_fonts, held_out = list(fonts), []
+    plans = [SplitPlan("train", cfg.train_size, training_fonts, cfg.augment),
+             SplitPlan("val", cfg.val_size, training_fonts, cfg.augment)]
+    if cfg.hard_val_size > 0:
+        plans.append(SplitPlan("val_hard", cfg.hard_val_size, training_fonts, cfg.hard_augment))
+        if held_out:
+            plans.append(SplitPlan("val_unseen_fonts", cfg.hard_val_size, held_out, cfg.augment))
+    return [plan for plan in plans if plan.size > 0]
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Relative paths are relative to where the user started the command, also inside a Hydra run dir."""
+    path = Path(path).expanduser()
+    if path.is_absolute():
+        return path
+    base = Path.cwd()
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.utils import get_original_cwd
+
+        if HydraConfig.initialized():
+            base = Path(get_original_cwd())
+    except ImportError:
+        pass
+    return base / path
+
+
+# --- rendering in worker processes ------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(plans: list[SplitPlan], seed: int, out_dir: str, min_length: int, max_length: int) -> None:
+    _WORKER.update(plans={plan.name: plan for plan in plans}, seed=seed, out_dir=Path(out_dir),
+                   min_length=min_length, max_length=max_length)
+
+
+def _render_one(task: tuple[str, int]) -> dict[str, Any]:
+    split, index = task
+    plan = _WORKER["plans"][split]
+    image, spec = render_sample(sample_key(_WORKER["seed"], split, index), plan.fonts, plan.augment,
+                                _WORKER["min_length"], _WORKER["max_length"])
+    relative = f"{split}/{index:06d}.png"
+    # Stored as grayscale: the model sees grayscale anyway (preprocess_image) and noisy RGB PNGs are
+    # three times larger. Pillow writes no timestamps, so equal pixels give equal bytes.
+    image.convert("L").save(_WORKER["out_dir"] / relative, format="PNG", compress_level=3)
+    return {"image": relative, "label": spec.text, **spec.record()}
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def generate_dataset(cfg: DataConfig, seed: int, out_dir: str | Path, workers: Optional[int] = None,
+                     progress: bool = True, fonts: Optional[Sequence[FontSpec]] = None) -> Path:
+    """Render every split of `cfg` into `out_dir` (created) and return the metadata.yaml path."""
+    fonts = list(fonts) if fonts is not None else data_fonts(cfg)
+    plans = plan_splits(cfg, fonts)
+    out_dir = Path(out_dir)
+    for plan in plans:
+        (out_dir / plan.name).mkdir(parents=True, exist_ok=True)
+    workers = workers or cfg.generate_workers or default_workers()
+    tasks = [(plan.name, index) for plan in plans for index in range(plan.size)]
+    init_args = (plans, seed, str(out_dir), cfg.min_length, cfg.max_length)
+
+    started = time.perf_counter()
+    records: list[dict[str, Any]] = []
+    bar = tqdm(total=len(tasks), desc=f"rendering {len(tasks)} images", unit="img", disable=not progress)
+    if workers == 1:
+        _init_worker(*init_args)
+        for task in tasks:
+            records.append(_render_one(task))
+            bar.update()
+    else:
+        with get_context("fork" if os.name == "posix" else "spawn").Pool(workers, _init_worker, init_args) as pool:
+            for record in pool.imap(_render_one, tasks, chunksize=CHUNK_SIZE):
+                records.append(record)
+                bar.update()
+    bar.close()
+    elapsed = time.perf_counter() - started
+    log.info("rendered %d images in %.1f s (%.0f images/s, %d workers)", len(tasks), elapsed,
+             len(tasks) / max(elapsed, 1e-9), workers)
+
+    metadata: dict[str, Any] = {"dataset_info": dataset_info(cfg, seed, plans, fonts)}
+    position = 0
+    for plan in plans:
+        metadata[plan.name] = records[position:position + plan.size]
+        position += plan.size
+    path = out_dir / METADATA_FILE
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.dump(metadata, handle, Dumper=YAML_DUMPER, allow_unicode=True, sort_keys=False, width=200,
+                  default_flow_style=None)
+    return path
+
+
+def generator_settings(cfg: DataConfig) -> dict[str, Any]:
+    """The settings that decide a generated dataset's contents (and its cache key)."""
+    return {"train_size": cfg.train_size, "val_size": cfg.val_size, "hard_val_size": cfg.hard_val_size,
+            "min_length": cfg.min_length, "max_length": cfg.max_length,
+            "held_out_fonts": list(cfg.held_out_fonts), "augment": dataclasses.asdict(cfg.augment),
+            "hard_augment": dataclasses.asdict(cfg.hard_augment)}
+
+
+def dataset_info(cfg: DataConfig, seed: int, plans: Sequence[SplitPlan], fonts: Sequence[FontSpec]) -> dict:
+    used_by = {font: [plan.name for plan in plans if font in plan.fonts] for font in fonts}
+    return {
+        "generator": "runner.generate", "generator_version": GENERATOR_VERSION, "seed": seed,
+        "settings": generator_settings(cfg),
+        "counts": {plan.name: plan.size for plan in plans},
+        "fonts": [{"family": font.family, "file": font.name, "path": font.path, "source": font.source,
+                   "variable_axes": [axis.tag for axis in font.axes], "splits": used_by[font]} for font in fonts],
+    }
+
+
+# --- the cache used by training when data.dir is null ------------------------------------------------
+
+def dataset_cache_key(cfg: DataConfig, seed: int, fonts: Sequence[FontSpec]) -> str:
+    identity = {"version": GENERATOR_VERSION, "seed": seed, "settings": generator_settings(cfg),
+                "fonts": sorted([font.family, *font.fingerprint()] for font in fonts)}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_dataset(cfg: DataConfig, seed: int, target: Path, workers: Optional[int] = None,
+                  progress: bool = True, fonts: Optional[Sequence[FontSpec]] = None, replace: bool = False) -> Path:
+    """Generate into a temporary sibling of `target`, then rename: a crash never leaves half a dataset.
+
+    With `replace`, an existing `target` is swapped out only after the new dataset is complete.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    retired = target.parent / f".{target.name}.old-{os.getpid()}"
+    shutil.rmtree(temporary, ignore_errors=True)
+    try:
+        generate_dataset(cfg, seed, temporary, workers, progress, fonts)
+        if replace and target.exists():
+            os.rename(target, retired)
+        os.rename(temporary, target)
+    except OSError:
+        if not (target / METADATA_FILE).is_file():
+            raise
+        log.info("another process finished %s first; using it", target)  # rename lost a race
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(retired, ignore_errors=True)
+    return target / METADATA_FILE
+
+
+def ensure_generated_dataset(cfg: DataConfig, seed: int, rank: int = 0, progress: bool = True,
+                             wait_timeout_s: float = 3600.0) -> Path:
+    """metadata.yaml of the cached dataset for (settings, seed, fonts), generating it once if needed."""
+    fonts = data_fonts(cfg)
+    target = resolve_path(cfg.cache_dir) / f"khmer-digits-{dataset_cache_key(cfg, seed, fonts)}"
+    metadata = target / METADATA_FILE
+    if metadata.is_file():
+        log.info("reusing cached dataset %s", target)
+        return metadata
+    if rank != 0:
+        # Rank 0 generates; the others wait rather than render the same files concurrently.
+        deadline = time.monotonic() + wait_timeout_s
+        while not metadata.is_file():
+            if time.monotonic() > deadline:
+                raise DataError(f"rank {rank} waited {wait_timeout_s:.0f} s for rank 0 to generate {target}; "
+                                f"generate it first with `python -m runner.generate` and restart.")
+            time.sleep(2.0)
+        return metadata
+    log.info("generating dataset into cache %s (once; later runs reuse it)", target)
+    return write_dataset(cfg, seed, target, progress=progress, fonts=fonts)
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """Parse metadata.yaml; DataError naming the file when it is missing or malformed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METADATA_FILE
+    if not path.is_file():
+        raise DataError(f"dataset metadata {path} does not exist; generate a dataset with "
+                        f"`python -m runner.generate data.dir={path.parent}` or set data.dir=null to use the cache.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            metadata = yaml.load(handle, Loader=YAML_LOADER)
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise DataError(f"dataset metadata {path} is not valid YAML ({error}); regenerate it.") from error
+    if not isinstance(metadata, dict):
+        raise DataError(f"dataset metadata {path} must be a mapping with split lists (train, val, ...); "
+                        f"got {type(metadata).__name__}.")
+    return metadata

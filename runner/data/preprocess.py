@@ -1,0 +1,141 @@
+"""The one image-to-tensor function used by training, evaluation and prediction.
+
+Choices (in order), so a user's photo and a rendered sample look alike to the model:
+
+1. Colour: any PIL mode becomes 8-bit grayscale. Transparent images (RGBA, LA, P with
+   transparency) are composited on white, the way a viewer shows them; 16- and 32-bit images are
+   scaled to 0..255; CMYK and other colour spaces go through RGB. `load_image` also applies the
+   EXIF orientation, so phone photos are upright.
+2. Size: resized to `height` rows keeping the aspect ratio; if that is wider than `width`, it is
+   shrunk to exactly `width` columns instead (still keeping the aspect ratio) and centred
+   vertically. The text sits at the left; the rest is padding. Bilinear resampling with
+   `reducing_gap` keeps large photos fast and alias-free.
+3. Polarity and contrast: an Otsu split gives two grey classes; the background is the class that
+   covers most of the image and of its borders (text is the minority). If the ink is lighter than
+   the background (light-on-dark), the image is flipped. Then each pixel becomes its distance from
+   the background level relative to the 1st/99th percentile, so faint, grey or low-contrast scans
+   and inverted images give the same input as black-on-white ones.
+4. Values: float32 in [0, 1] where 0 is background (and padding) and 1 is full ink, shape
+   [1, height, width]. Zero padding therefore equals background.
+
+`preprocess_image_uint8` returns the same image as uint8 [height, width] (ink = 255) for
+in-memory caches; `uint8_to_tensor` finishes the job.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from runner.errors import DataError
+
+WHITE = 255
+# Below this background-to-ink distance an image is treated as nearly blank: stretching it fully
+# would turn paper grain into fake strokes.
+MIN_INK_CONTRAST = 32.0
+
+
+def load_image(path: str | Path) -> Image.Image:
+    """Open and decode an image file; DataError naming the file if it is missing or not an image."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"image file {path} does not exist; check the path (relative paths in a labels file "
+                        f"or metadata.yaml are relative to that file's folder).")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return ImageOps.exif_transpose(image)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise DataError(f"image file {path} cannot be decoded ({error}); it is corrupt, truncated or not an "
+                        f"image. Replace it or remove it from the labels.") from error
+
+
+def to_grayscale(image: Image.Image) -> Image.Image:
+    """8-bit grayscale; transparency is composited on white."""
+    mode = image.mode
+    if mode == "L":
+        return image
+    if mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        mode = image.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (WHITE, WHITE, WHITE, 255))
+        return Image.alpha_composite(white, rgba).convert("L")
+    if mode.startswith("I") or mode == "F":
+        pixels = np.asarray(image, dtype=np.float32)
+        top = 65535.0 if mode.startswith("I;16") else float(pixels.max()) or 1.0
+        low = 0.0 if mode.startswith("I;16") else min(float(pixels.min()), 0.0)
+        scaled = (pixels - low) * (255.0 / max(top - low, 1e-6))
+        return Image.fromarray(np.clip(scaled + 0.5, 0, 255).astype(np.uint8), "L")
+    if mode in ("RGB", "1"):
+        return image.convert("L")
+    return image.convert("RGB").convert("L")
+
+
+def fitted_size(width: int, height: int, target_height: int, target_width: int) -> tuple[int, int]:
+    """(width, height) after resizing to target_height, or shrinking to target_width if wider."""
+    new_width = max(1, round(width * target_height / height))
+    if new_width <= target_width:
+        return new_width, target_height
+    return target_width, max(1, min(target_height, round(height * target_width / width)))
+
+
+def otsu_threshold(pixels: np.ndarray) -> int:
+    """The grey level that best splits `pixels` into two classes (Otsu, 1979)."""
+    histogram = np.bincount(pixels.ravel(), minlength=256).astype(np.float64)
+    levels = np.arange(256, dtype=np.float64)
+    weight_low = np.cumsum(histogram)
+    weight_high = weight_low[-1] - weight_low
+    mean_low = np.cumsum(histogram * levels) / np.maximum(weight_low, 1)
+    mean_high = ((histogram * levels).sum() - np.cumsum(histogram * levels)) / np.maximum(weight_high, 1)
+    between = weight_low * weight_high * (mean_low - mean_high) ** 2
+    return int(np.argmax(between)) + 1
+
+
+def normalize_ink(pixels: np.ndarray) -> np.ndarray:
+    """uint8 grayscale → uint8 ink strength (0 = background, 255 = ink), whatever the polarity.
+
+    The background is the class (of a two-level Otsu split) that holds most of the image and of
+    its four borders, each border side weighing the same: a table rule along the top and bottom
+    edges must not outvote the whole image.
+    """
+    dark = pixels < otsu_threshold(pixels)
+    sides = (dark[0].mean(), dark[-1].mean(), dark[:, 0].mean(), dark[:, -1].mean())
+    dark_background = 0.5 * dark.mean() + 0.125 * sum(sides) > 0.5
+    background_pixels = pixels[dark] if dark_background else pixels[~dark]
+    background = float(np.median(background_pixels)) if background_pixels.size else float(np.median(pixels))
+    low, high = np.percentile(pixels, (1, 99))
+    values = pixels.astype(np.float32)
+    if dark_background:
+        ink, span = values - background, high - background
+    else:
+        ink, span = background - values, background - low
+    scale = 255.0 / max(float(span), MIN_INK_CONTRAST)
+    return np.clip(ink * scale + 0.5, 0, 255).astype(np.uint8)
+
+
+def preprocess_image_uint8(image: Image.Image, height: int = 32, width: int = 128) -> np.ndarray:
+    """uint8 [height, width], ink = 255; see the module docstring for every step."""
+    gray = to_grayscale(image)
+    size = fitted_size(gray.width, gray.height, height, width)
+    if size != gray.size:
+        gray = gray.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+    ink = normalize_ink(np.asarray(gray))
+    out = np.zeros((height, width), dtype=np.uint8)
+    top = (height - size[1]) // 2
+    out[top:top + size[1], :size[0]] = ink
+    return out
+
+
+def uint8_to_tensor(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 [H, W] from `preprocess_image_uint8` → float32 [1, H, W] in [0, 1]."""
+    return torch.from_numpy(pixels).to(torch.float32).div_(255.0).unsqueeze(0)
+
+
+def preprocess_image(image: Image.Image, height: int = 32, width: int = 128) -> torch.Tensor:
+    """Any PIL image → float32 [1, height, width] model input (0 = background, 1 = ink)."""
+    return uint8_to_tensor(preprocess_image_uint8(image, height, width))
