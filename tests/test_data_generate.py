@@ -1,0 +1,138 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from runner.charset import decode, encode
+from runner.data import generate as generate_module
+from runner.data.config import CONF_DIR, AugmentConfig, DataConfig, augment_preset, register_data_configs
+from runner.data.dataset import KhmerDigitsDataset
+from runner.data.generate import ensure_generated_dataset, read_metadata, write_dataset
+from runner.data.preprocess import load_image
+from runner.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = dict(train_size=10, val_size=4, hard_val_size=3)
+
+
+def files_and_metadata(metadata_path: Path) -> dict[str, bytes]:
+    root = metadata_path.parent
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_same_seed_gives_the_same_bytes_whatever_the_worker_count(tmp_path):
+    cfg = DataConfig(**SMALL)
+    one = write_dataset(cfg, 11, tmp_path / "one", workers=1, progress=False)
+    two = write_dataset(cfg, 11, tmp_path / "two", workers=2, progress=False)
+    other = write_dataset(cfg, 12, tmp_path / "other", workers=1, progress=False)
+    assert files_and_metadata(one) == files_and_metadata(two)
+    changed = files_and_metadata(other)
+    assert changed.keys() == files_and_metadata(one).keys()
+    assert changed["train/000000.png"] != files_and_metadata(one)["train/000000.png"]
+
+
+def test_metadata_labels_are_the_rendered_texts_and_round_trip(tiny_dataset):
+    metadata = read_metadata(tiny_dataset)
+    info = metadata["dataset_info"]
+    assert info["seed"] == 5 and info["counts"]["train"] == 24 and info["fonts"]
+    dataset = KhmerDigitsDataset(tiny_dataset, "train")
+    for record, text in zip(metadata["train"], dataset.texts):
+        assert record["label"] == text and decode(encode(text)) == text
+        assert 1 <= len(text) <= 8 and record["font"] and "augment" in record
+        assert load_image(tiny_dataset.parent / record["image"]).mode == "L"
+
+
+def test_unseen_font_split_uses_only_held_out_families(tiny_dataset):
+    metadata = read_metadata(tiny_dataset)
+    held_out = set(metadata["dataset_info"]["settings"]["held_out_fonts"])
+    if "val_unseen_fonts" not in metadata:
+        pytest.skip("the held-out families are not installed here")
+    assert {record["font"] for record in metadata["val_unseen_fonts"]} <= held_out
+    for split in ("train", "val", "val_hard"):
+        assert not {record["font"] for record in metadata[split]} & held_out
+
+
+def test_cached_dataset_is_generated_once_and_reused(tmp_path, monkeypatch):
+    cfg = DataConfig(cache_dir=str(tmp_path), generate_workers=1, **SMALL)
+    first = ensure_generated_dataset(cfg, seed=3, progress=False)
+    monkeypatch.setattr(generate_module, "generate_dataset", lambda *a, **k: pytest.fail("regenerated"))
+    assert ensure_generated_dataset(cfg, seed=3, progress=False) == first
+    assert [p.name for p in tmp_path.iterdir()] == [first.parent.name], "no temporary folders left"
+    cfg.augment.rotation = 1.0  # other settings -> another cache entry
+    with pytest.raises(pytest.fail.Exception, match="regenerated"):
+        ensure_generated_dataset(cfg, seed=3, progress=False)
+
+
+def test_crashed_generation_leaves_no_dataset(tmp_path, monkeypatch):
+    def crash(cfg, seed, out_dir, *args, **kwargs):
+        Path(out_dir, "train").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generate_module, "generate_dataset", crash)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_generated_dataset(DataConfig(cache_dir=str(tmp_path), **SMALL), seed=3, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def hydra_conf():
+    register_data_configs(ConfigStore.instance())
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        yield
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("preset", ["none", "light", "heavy"])
+def test_augment_presets_compose_at_data_augment(hydra_conf, preset):
+    cfg = compose("generate", overrides=[f"augment={preset}"])
+    assert OmegaConf.to_object(cfg.data.augment) == augment_preset(preset)
+    assert OmegaConf.to_object(cfg.data.hard_augment) == augment_preset("heavy")
+
+
+def test_presets_differ_and_defaults_are_light():
+    assert augment_preset("light") == AugmentConfig()
+    assert augment_preset("none").rotation_p == 0 < AugmentConfig().rotation_p < augment_preset("heavy").rotation_p
+
+
+def test_folder_preset_without_dir_names_the_key(hydra_conf):
+    cfg = compose("generate", overrides=["data=folder"])
+    with pytest.raises(ConfigError, match="data.dir is required"):
+        OmegaConf.to_object(cfg.data).validate()
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("batch_size", 0, "data.batch_size must be > 0, got 0"),
+    ("kind", "disk", "data.kind must be one of"),
+    ("min_length", 9, "data.min_length must be <= data.max_length"),
+    ("val_fraction", 1.5, "data.val_fraction must lie in"),
+])
+def test_bad_data_values_name_the_key(key, value, message):
+    with pytest.raises(ConfigError, match=message):
+        DataConfig(**{key: value}).validate()
+
+
+def test_bad_augment_values_name_the_key():
+    with pytest.raises(ConfigError, match="data.augment.blur_p must be a probability"):
+        DataConfig(augment=AugmentConfig(blur_p=2.0)).validate()
+    with pytest.raises(ConfigError, match="data.augment.font_size must have min <= max"):
+        DataConfig(augment=AugmentConfig(font_size=[40.0, 20.0])).validate()
+    with pytest.raises(ConfigError, match="data.hard_augment.background has unknown kinds"):
+        DataConfig(hard_augment=AugmentConfig(background={"marble": 1.0})).validate()
+
+
+def test_generate_entry_point_writes_a_dataset(tmp_path):
+    out = tmp_path / "gen"
+    args = [sys.executable, "-m", "runner.generate", f"data.dir={out}", "data.train_size=6", "data.val_size=2",
+            "data.hard_val_size=0", "seed=9", f"hydra.run.dir={tmp_path / 'run'}"]
+    subprocess.run(args, cwd=REPO, check=True, capture_output=True, text=True)
+    metadata = yaml.safe_load((out / "metadata.yaml").read_text(encoding="utf-8"))
+    assert metadata["dataset_info"]["seed"] == 9
+    assert [len(metadata[split]) for split in ("train", "val")] == [6, 2]
+    again = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
+    assert again.returncode == 2 and "overwrite=true" in again.stderr

@@ -1,0 +1,108 @@
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from runner.data.config import AugmentConfig, augment_preset
+from runner.data.fonts import discover_fonts
+from runner.data.preprocess import load_image, preprocess_image, preprocess_image_uint8
+from runner.data.render import render_sample, sample_key
+from runner.errors import DataError
+
+FONTS = discover_fonts(use_system_fonts=False)
+
+
+def rendered(index: int = 0, cfg: AugmentConfig | None = None) -> Image.Image:
+    return render_sample(sample_key(3, "test", index), FONTS, cfg or augment_preset("none"), 3, 6)[0]
+
+
+def as_jpeg(image: Image.Image) -> Image.Image:
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, format="JPEG", quality=80)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+def transparent(image: Image.Image) -> Image.Image:
+    """Ink as opaque black pixels on a fully transparent background (like a logo PNG)."""
+    alpha = ImageOps.invert(image.convert("L"))
+    rgba = Image.new("RGBA", image.size, (0, 0, 0, 0))
+    rgba.putalpha(alpha)
+    return rgba
+
+
+CONVERSIONS = {
+    "L": lambda im: im.convert("L"),
+    "RGB": lambda im: im.convert("RGB"),
+    "RGBA": lambda im: im.convert("RGBA"),
+    "RGBA-transparent": transparent,
+    "LA": lambda im: im.convert("LA"),
+    "P": lambda im: im.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE),
+    "I;16": lambda im: Image.fromarray(np.asarray(im.convert("L"), dtype=np.uint16) * 257),
+    "CMYK": lambda im: im.convert("CMYK"),
+    "JPEG": as_jpeg,
+    "inverted": lambda im: ImageOps.invert(im.convert("RGB")),
+}
+
+
+@pytest.mark.parametrize("mode", sorted(CONVERSIONS))
+@pytest.mark.parametrize("size", [(37, 11), (301, 47), (90, 90)])
+def test_any_mode_and_size_gives_the_same_model_input(mode, size):
+    image = rendered().resize(size)
+    reference = preprocess_image(image)
+    tensor = preprocess_image(CONVERSIONS[mode](image))
+    assert tensor.shape == (1, 32, 128) and tensor.dtype == torch.float32
+    assert 0.0 <= tensor.min() and tensor.max() <= 1.0
+    assert tensor.max() > 0.9, "ink must reach full strength"
+    assert (tensor - reference).abs().mean() < 0.03
+
+
+@pytest.mark.parametrize("index", range(6))
+def test_light_on_dark_reads_like_dark_on_light_under_heavy_augmentation(index):
+    image = rendered(index, augment_preset("heavy"))
+    normal, inverted = preprocess_image(image), preprocess_image(ImageOps.invert(image))
+    assert (normal - inverted).abs().mean() < 0.05
+    assert normal.mean() < 0.5, "background must map to 0 and ink to 1"
+
+
+def test_background_is_zero_and_text_is_left_aligned():
+    pixels = preprocess_image_uint8(rendered(), 32, 128)
+    assert pixels.dtype == np.uint8
+    columns_with_ink = np.flatnonzero(pixels.max(axis=0) > 128)
+    assert columns_with_ink[0] < 16 and pixels[:, columns_with_ink[-1] + 2:].max() == 0
+
+
+def test_too_wide_image_is_shrunk_to_the_width_and_centred_vertically():
+    wide = Image.new("L", (1000, 40), 255)
+    wide.paste(0, (100, 10, 900, 30))
+    pixels = preprocess_image_uint8(wide, 32, 128)
+    rows = np.flatnonzero(pixels.max(axis=1) > 0)
+    assert pixels.shape == (32, 128)
+    assert abs((rows[0] + rows[-1]) / 2 - 15.5) <= 1.5 and len(rows) <= 6
+
+
+def test_blank_image_stays_blank():
+    assert preprocess_image(Image.new("RGB", (50, 20), (240, 240, 240))).max() == 0
+
+
+def test_load_image_names_missing_corrupt_and_non_image_files(tmp_path):
+    with pytest.raises(DataError, match="missing.png does not exist"):
+        load_image(tmp_path / "missing.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with pytest.raises(DataError, match="notes.png cannot be decoded"):
+        load_image(tmp_path / "notes.png")
+    buffer = io.BytesIO()
+    rendered().save(buffer, format="PNG")
+    (tmp_path / "truncated.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(DataError, match="truncated.png cannot be decoded"):
+        load_image(tmp_path / "truncated.png")
+
+
+def test_load_image_applies_exif_orientation(tmp_path):
+    image = rendered().convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated; viewers turn it 90 degrees clockwise
+    image.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    loaded = load_image(tmp_path / "photo.jpg")
+    assert loaded.size == image.size
