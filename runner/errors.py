@@ -57,3 +57,24 @@ def exit_on_user_error(main: F) -> F:
             sys.exit(error.exit_code)
 
     return wrapper  # type: ignore[return-value]
+
+
+def instantiate(config, *args, **kwargs):
+    """hydra.utils.instantiate, but a UserError raised by the target surfaces as itself.
+
+    Hydra wraps constructor errors in InstantiationException with a traceback-like message; a
+    config mistake the target already explained (e.g. loss.label_smoothing out of range) should
+    reach the user as that one paragraph.
+    """
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    try:
+        return hydra_instantiate(config, *args, **kwargs)
+    except InstantiationException as error:
+        cause = error.__cause__
+        while cause is not None and not isinstance(cause, UserError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from None
+        raise

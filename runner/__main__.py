@@ -1,0 +1,23 @@
+"""`python -m runner [overrides]`: train a model (see conf/train.yaml and README)."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from runner.cli import CONFIG_PATH, entry_point
+from runner.config import register_configs
+from runner.train import train
+
+register_configs()
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="train", version_base="1.3")
+@entry_point
+def main(cfg: DictConfig) -> float:
+    """Returns the monitored metric so sweepers (optuna) can optimize it."""
+    return float(train(cfg)["best_metric"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""What every Hydra entry point shares: schema registration and human-readable failures."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import UserError, format_user_error
+
+log = logging.getLogger("runner")
+F = TypeVar("F", bound=Callable[[DictConfig], Any])
+
+CONFIG_PATH = "../conf"  # relative to runner/, where the entry modules live
+
+
+def hydra_output_dir() -> Path | None:
+    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
+
+
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def write_job_status(status: str, error: str | None = None, **extra: Any) -> None:
+    """job_status.json in the run dir: what a sweep summary reads for failed and finished jobs."""
+    out = hydra_output_dir()
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    payload = {"status": status, "error": error, **extra}
+    (out / "job_status.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def entry_point(task: F) -> F:
+    """Wrap a Hydra task so failures are one clear paragraph, never a wall of traceback.
+
+    Single run: a UserError prints its message and exits with its code (2 by default); other
+    exceptions propagate as usual. Multirun: any failure is logged with its traceback to the
+    job's log, recorded in job_status.json, and the job returns NaN, so the remaining jobs run
+    and the sweep summary lists it as a failed row (the sweep then exits non-zero).
+    HYDRA_FULL_ERROR=1 re-raises everything untouched.
+    """
+
+    @functools.wraps(task)
+    def wrapper(cfg: DictConfig) -> Any:
+        started = time.time()
+        _save_resolved_config(cfg)
+        write_job_status("running")
+        try:
+            result = task(cfg)
+        except BaseException as error:  # noqa: BLE001 - reported, then re-raised or turned into a failed row
+            if isinstance(error, SystemExit) and not error.code:
+                raise
+            message = format_user_error(error) if isinstance(error, UserError) else f"{type(error).__name__}: {error}"
+            write_job_status("failed", message, wall_time_s=time.time() - started,
+                             traceback=None if isinstance(error, UserError) else traceback.format_exc(limit=20))
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            if in_multirun() and isinstance(error, Exception):
+                log.error("job failed: %s", message, exc_info=not isinstance(error, UserError))
+                return math.nan
+            if isinstance(error, UserError):
+                log.debug("user error", exc_info=True)
+                print(format_user_error(error), file=sys.stderr)
+                sys.exit(error.exit_code)
+            raise
+        _update_job_status(status="completed", wall_time_s=time.time() - started)
+        return result
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _save_resolved_config(cfg: DictConfig) -> None:
+    """.hydra/config_resolved.yaml beside Hydra's own (unresolved) config.yaml."""
+    out = hydra_output_dir()
+    if out is None or not (out / ".hydra").is_dir():
+        return
+    try:
+        OmegaConf.save(cfg, out / ".hydra" / "config_resolved.yaml", resolve=True)
+    except Exception:  # noqa: BLE001 - an unresolvable value is reported by the task's own validation
+        pass
+
+
+def _update_job_status(**fields: Any) -> None:
+    out = hydra_output_dir()
+    if out is None:
+        return
+    path = out / "job_status.json"
+    current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    current.update(fields)
+    path.write_text(json.dumps(current, indent=2, ensure_ascii=False), encoding="utf-8")

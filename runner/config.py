@@ -1,0 +1,260 @@
+"""The structured, type-checked config: dataclass schemas registered in Hydra's ConfigStore.
+
+YAML files under `conf/` only layer presets on top of these schemas, so a wrong type or an
+unknown key fails at composition time, and `TrainingConfig.validate` checks values (ranges and
+cross-field fit) at start-up with one message naming the key.
+
+Group schemas are stored under names starting with `_` (e.g. `model/_attention_schema`); the
+YAML option files extend them through their defaults list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from runner.data.config import DataConfig, as_data_config, register_data_configs
+from runner.errors import ConfigError
+from runner.losses import LossConfig, register_loss_configs
+from runner.models.config import register_model_configs
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
+def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"help": text})
+    return field(default=default, metadata={"help": text})
+
+
+# --------------------------------------------------------------------------- optimizer
+@dataclass
+class AdamConfig:
+    _target_: str = _help("torch.optim.Adam or torch.optim.AdamW.", "torch.optim.AdamW")
+    _partial_: bool = True
+    lr: float = _help("Peak learning rate (the max LR for one-cycle/warm-up schedules).", 2e-3)
+    weight_decay: float = _help("Weight decay (decoupled for AdamW).", 1e-4)
+    betas: list[float] = _help("Adam betas.", factory=lambda: [0.9, 0.999])
+    eps: float = _help("Adam epsilon.", 1e-8)
+
+
+@dataclass
+class SGDConfig:
+    _target_: str = "torch.optim.SGD"
+    _partial_: bool = True
+    lr: float = _help("Peak learning rate.", 0.05)
+    weight_decay: float = _help("L2 weight decay.", 1e-4)
+    momentum: float = _help("Momentum factor.", 0.9)
+    nesterov: bool = _help("Use Nesterov momentum.", True)
+
+
+# --------------------------------------------------------------------------- scheduler
+@dataclass
+class SchedulerConfig:
+    """Every scheduler factory in runner.training.schedulers takes these plus the optimizer,
+    the number of epochs and the optimizer steps per epoch, supplied by the trainer."""
+
+    _target_: str = _help("Factory in runner.training.schedulers.", "runner.training.schedulers.onecycle")
+    _partial_: bool = True
+    warmup_fraction: float = _help("Fraction of all optimizer steps spent warming up (onecycle, warmup_cosine).", 0.15)
+    step_size: int = _help("Epochs between LR decays (steplr).", 10)
+    gamma: float = _help("Multiplicative LR decay (steplr).", 0.5)
+    min_lr_ratio: float = _help("Final/minimum LR as a fraction of optimizer.lr (cosine, onecycle, plateau, warmup_cosine).", 1e-3)
+    factor: float = _help("LR reduction factor when the monitored metric plateaus (plateau).", 0.5)
+    patience: int = _help("Epochs without improvement before reducing LR (plateau).", 2)
+
+
+# --------------------------------------------------------------------------- device
+@dataclass
+class DeviceConfig:
+    name: str = _help("auto (cuda if available, else cpu), cpu or cuda.", "auto")
+    amp: str = _help("Mixed precision: auto (bf16 on CPU when supported, fp16 + GradScaler on CUDA), bf16, fp16 or off.", "auto")
+    num_threads: Optional[int] = _help("torch intra-op threads; null = all cores (or cores / parallel jobs under joblib).", None)
+    channels_last: bool = _help("Use channels_last memory format for the CNN.", False)
+    compile: bool = _help("Wrap the model in torch.compile.", False)
+    deterministic: bool = _help("torch.use_deterministic_algorithms(True) for exact reproducibility.", False)
+
+
+# --------------------------------------------------------------------------- trainer
+@dataclass
+class EarlyStoppingConfig:
+    enabled: bool = _help("Stop when the monitored metric stops improving.", True)
+    patience: int = _help("Epochs without improvement (>= min_delta) before stopping.", 5)
+    min_delta: float = _help("Smallest change that counts as an improvement.", 1e-4)
+    restore_best_weights: bool = _help("Load the best epoch's weights before the final evaluation.", True)
+
+
+@dataclass
+class CheckpointConfig:
+    every_n_epochs: int = _help("Also keep epoch_NNN.pt every N epochs (0 = never).", 0)
+    keep_n: int = _help("How many epoch_NNN.pt files to keep (newest first).", 3)
+    save_last: bool = _help("Write checkpoints/last.pt after every epoch (needed for resume).", True)
+
+
+@dataclass
+class TrainerConfig:
+    _target_: str = _help("Trainer class.", "runner.training.OCRTrainer")
+    _partial_: bool = True
+    max_epochs: int = _help("Upper bound on epochs.", 12)
+    max_time_minutes: Optional[float] = _help("Wall-clock budget; training stops after the epoch that crosses it.", None)
+    stop_at: Optional[float] = _help("Stop as soon as the monitored metric reaches this value.", None)
+    monitor: str = _help("Metric that selects the best checkpoint and drives early stopping/plateau.", "val/seq_accuracy")
+    mode: str = _help("max or min for the monitored metric.", "max")
+    grad_clip_norm: Optional[float] = _help("Clip the global gradient norm to this value (null = no clipping, norm still logged).", 5.0)
+    accumulate_grad_batches: int = _help("Optimizer step every k batches (effective batch = k x data.batch_size).", 1)
+    log_every_n_steps: int = _help("TensorBoard scalar logging interval in optimizer steps.", 25)
+    limit_train_batches: Optional[int] = _help("Use only this many training batches per epoch.", None)
+    limit_val_batches: Optional[int] = _help("Use only this many validation batches.", None)
+    overfit_batches: int = _help("Train and validate on the same first N training batches (debug=overfit).", 0)
+    max_nan_batches: int = _help("Consecutive non-finite losses tolerated (skipped) before the run stops.", 5)
+    progress_bar: Optional[bool] = _help("Per-epoch progress bar; null = only when stderr is a TTY.", None)
+    num_image_samples: int = _help("Validation images shown with predicted vs true text in TensorBoard.", 16)
+    num_worst_examples: int = _help("Worst validation examples written to errors.md.", 25)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+
+
+@dataclass
+class MetricsConfig:
+    _target_: str = _help("Metrics accumulator.", "runner.metrics.OCRMetrics")
+
+
+@dataclass
+class PathsConfig:
+    output_root: str = _help("Where run dirs go; KHMER_OCR_OUTPUTS overrides.", "${oc.env:KHMER_OCR_OUTPUTS,outputs}")
+
+
+# --------------------------------------------------------------------------- root
+@dataclass
+class TrainingConfig:
+    """Root config of `python -m runner` (conf/train.yaml)."""
+
+    experiment_name: str = _help("Name of the run family; the output dir is outputs/<experiment_name>/<date>/<time>.", "default")
+    seed: int = _help("Seeds python, numpy, torch, data order and data generation.", 1234)
+    resume: Optional[str] = _help("auto (continue from this run dir's last checkpoint) or a checkpoint/run-dir path.", None)
+    model: Any = _help("Model preset (conf/model); typed by the preset's own schema.", MISSING)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optimizer: Any = _help("Optimizer preset (conf/optimizer); typed by the preset's own schema.", MISSING)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+    # --- the seed's TrainingConfig API -------------------------------------------------
+    @classmethod
+    def defaults(cls) -> DictConfig:
+        """The default configuration: conf/train.yaml with its default group options."""
+        return compose_config("train")
+
+    @classmethod
+    def from_dict(cls, values: dict | DictConfig) -> DictConfig:
+        """Defaults merged with `values`; unknown keys and wrong types raise ConfigError."""
+        try:
+            cfg = OmegaConf.merge(cls.defaults(), values)
+        except Exception as error:  # omegaconf raises several types; all mean "bad value"
+            raise ConfigError(f"invalid training config: {error}") from error
+        validate(cfg)
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> DictConfig:
+        """A saved run config (e.g. a run's .hydra/config.yaml or config_resolved.yaml)."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist.")
+        loaded = OmegaConf.load(path)
+        loaded.pop("hydra", None)
+        return cls.from_dict(loaded)
+
+    @staticmethod
+    def save_yaml(cfg: DictConfig, path: str | Path) -> None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, path, resolve=True)
+
+
+def compose_config(config_name: str = "train", overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Compose a config from conf/ the way the command line does, inside or outside a Hydra app."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_configs()
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name, overrides=list(overrides))
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return compose(config_name, overrides=list(overrides))
+
+
+def _check(condition: bool, key: str, requirement: str, value: Any) -> None:
+    if not condition:
+        raise ConfigError(f"{key} {requirement}, got {value!r}. Fix it on the command line ({key}=...) or in its YAML file.")
+
+
+def validate(cfg: DictConfig) -> None:
+    """Value checks that types alone cannot express. Raises ConfigError naming the key."""
+    t = cfg.trainer
+    _check(cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr)
+    _check(cfg.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0", cfg.optimizer.weight_decay)
+    _check(t.max_epochs > 0, "trainer.max_epochs", "must be > 0", t.max_epochs)
+    _check(t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", "must be > 0", t.accumulate_grad_batches)
+    _check(t.grad_clip_norm is None or t.grad_clip_norm > 0, "trainer.grad_clip_norm", "must be > 0 or null", t.grad_clip_norm)
+    _check(t.mode in ("max", "min"), "trainer.mode", "must be max or min", t.mode)
+    _check(t.early_stopping.patience >= 0, "trainer.early_stopping.patience", "must be >= 0", t.early_stopping.patience)
+    _check(t.early_stopping.min_delta >= 0, "trainer.early_stopping.min_delta", "must be >= 0", t.early_stopping.min_delta)
+    _check(t.checkpoint.keep_n >= 1, "trainer.checkpoint.keep_n", "must be >= 1", t.checkpoint.keep_n)
+    _check(t.checkpoint.every_n_epochs >= 0, "trainer.checkpoint.every_n_epochs", "must be >= 0", t.checkpoint.every_n_epochs)
+    _check(t.log_every_n_steps > 0, "trainer.log_every_n_steps", "must be > 0", t.log_every_n_steps)
+    _check(t.max_time_minutes is None or t.max_time_minutes > 0, "trainer.max_time_minutes", "must be > 0 or null", t.max_time_minutes)
+    _check(t.limit_train_batches is None or t.limit_train_batches > 0, "trainer.limit_train_batches", "must be > 0 or null", t.limit_train_batches)
+    _check(t.limit_val_batches is None or t.limit_val_batches > 0, "trainer.limit_val_batches", "must be > 0 or null", t.limit_val_batches)
+    _check(t.overfit_batches >= 0, "trainer.overfit_batches", "must be >= 0", t.overfit_batches)
+    _check(t.max_nan_batches >= 1, "trainer.max_nan_batches", "must be >= 1", t.max_nan_batches)
+    s = cfg.scheduler
+    _check(0 <= s.warmup_fraction < 1, "scheduler.warmup_fraction", "must be in [0, 1)", s.warmup_fraction)
+    _check(s.step_size > 0, "scheduler.step_size", "must be > 0", s.step_size)
+    _check(0 < s.gamma <= 1, "scheduler.gamma", "must be in (0, 1]", s.gamma)
+    _check(0 < s.factor < 1, "scheduler.factor", "must be in (0, 1)", s.factor)
+    _check(0 < s.min_lr_ratio <= 1, "scheduler.min_lr_ratio", "must be in (0, 1]", s.min_lr_ratio)
+    _check(s.patience >= 0, "scheduler.patience", "must be >= 0", s.patience)
+    d = cfg.device
+    _check(d.name in ("auto", "cpu", "cuda") or d.name.startswith("cuda:"), "device.name", "must be auto, cpu or cuda", d.name)
+    _check(d.amp in ("auto", "bf16", "fp16", "off"), "device.amp", "must be auto, bf16, fp16 or off", d.amp)
+    _check(d.num_threads is None or d.num_threads > 0, "device.num_threads", "must be > 0 or null", d.num_threads)
+    _check(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
+    as_data_config(cfg.data)  # validates data.* and data.augment.*
+    _check_model_loss_fit(cfg)
+    if cfg.model.get("max_length") is not None:
+        _check(cfg.model.max_length >= cfg.data.max_length, "model.max_length", f"must be >= data.max_length ({cfg.data.max_length})", cfg.model.max_length)
+
+
+def _check_model_loss_fit(cfg: DictConfig) -> None:
+    """Fail before any data is generated when the loss cannot train the model's head."""
+    from hydra.utils import get_class
+
+    from runner.errors import instantiate
+
+    try:
+        model_class = get_class(cfg.model._target_)
+    except Exception as error:
+        raise ConfigError(f"model._target_={cfg.model._target_!r} cannot be imported ({error}).") from error
+    instantiate(cfg.loss).check_compatible(model_class.head, cfg.model.name)  # also checks the loss's own values
+
+
+def register_configs() -> ConfigStore:
+    """Store every schema; safe to call more than once."""
+    cs = ConfigStore.instance()
+    cs.store(name="_train_schema", node=TrainingConfig)
+    cs.store(group="optimizer", name="_adam_schema", node=AdamConfig)
+    cs.store(group="optimizer", name="_sgd_schema", node=SGDConfig)
+    cs.store(group="scheduler", name="_scheduler_schema", node=SchedulerConfig)
+    cs.store(group="device", name="_device_schema", node=DeviceConfig)
+    register_data_configs(cs)
+    register_model_configs(cs)
+    register_loss_configs(cs)
+    return cs

@@ -1,0 +1,501 @@
+"""BaseTrainer: the training loop, read top to bottom in `train` and `_train_epoch`.
+
+What the loop owns: mixed precision (bf16 autocast on CPU, fp16 + GradScaler on CUDA), gradient
+accumulation and clipping, LR schedules, early stopping, checkpoints (atomic, self-contained),
+exact resume (model, optimizer, scheduler, scaler, early stopping, RNG, epoch/step, TensorBoard
+step), NaN/Inf batches, SIGINT/SIGTERM, and a per-epoch progress bar. What it leaves to
+subclasses: how to validate (`_validate_epoch`) and what to report at the end (`_final_reports`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import math
+import random
+import signal
+import sys
+import time
+from abc import ABC, abstractmethod
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from runner.errors import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+from tqdm.auto import tqdm
+
+from runner.errors import CheckpointError, UserError
+from runner.training.checkpoint import CheckpointManager, build_checkpoint, git_commit, load_checkpoint
+from runner.training.early_stopping import EarlyStopping
+from runner.training.utils import resolve_amp
+
+log = logging.getLogger("runner.trainer")
+
+
+class TrainingInterrupted(UserError):
+    """SIGINT/SIGTERM: a checkpoint was saved; the message says how to resume."""
+
+    exit_code = 130
+
+
+class NonFiniteLossError(UserError):
+    """Too many consecutive NaN/Inf losses."""
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model)  # torch.compile
+
+
+class BaseTrainer(ABC):
+    def __init__(self, model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, config: DictConfig,
+                 device: torch.device | str, *, output_dir: str | Path | None = None,
+                 extra_val_loaders: Optional[dict[str, DataLoader]] = None, rank: int = 0, world_size: int = 1,
+                 **settings: Any) -> None:
+        """`settings` are trainer.* values (as `instantiate(cfg.trainer)` passes them); they win over
+        config.trainer, so `OCRTrainer(..., max_epochs=3)` works in a notebook too."""
+        self.config = config
+        self.tcfg = OmegaConf.merge(config.trainer, settings) if settings else config.trainer
+        self.device = torch.device(device)
+        self.rank, self.world_size = rank, world_size
+        self.is_main = rank == 0
+        self.output_dir = Path(output_dir or ".")
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.extra_val_loaders = dict(extra_val_loaders or {})
+
+        self.raw_model = model.to(self.device)
+        if config.device.channels_last:
+            self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
+        self.model: nn.Module = self.raw_model
+        if world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = nn.parallel.DistributedDataParallel(self.raw_model, device_ids=ids)
+        if config.device.compile:
+            self.model = torch.compile(self.model)
+
+        self.loss_fn = self._create_loss_function()
+        self.metrics = self._create_metrics_calculator()
+        self.optimizer = instantiate(config.optimizer)(self.raw_model.parameters())
+        self.steps_per_epoch = max(1, math.ceil(self._train_batches_per_epoch() / self.tcfg.accumulate_grad_batches))
+        self.scheduler = instantiate(config.scheduler)(
+            self.optimizer, epochs=self.tcfg.max_epochs, steps_per_epoch=self.steps_per_epoch, mode=self.tcfg.mode)
+
+        self.amp_dtype = resolve_amp(config.device.amp, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+        es = self.tcfg.early_stopping
+        self.early_stopping = EarlyStopping(self.tcfg.monitor, self.tcfg.mode, es.patience, es.min_delta,
+                                            es.restore_best_weights, es.enabled)
+        ck = self.tcfg.checkpoint
+        self.checkpoints = CheckpointManager(self.output_dir / "checkpoints", keep_n=ck.keep_n,
+                                             every_n_epochs=ck.every_n_epochs, save_last=ck.save_last)
+        self.epoch = 0  # completed epochs
+        self.global_step = 0  # optimizer steps
+        self.step_in_epoch = 0  # batches consumed in the current (interrupted) epoch
+        self.history: list[dict[str, float]] = []
+        self.elapsed_before_resume = 0.0
+        self._partial_epoch: Optional[dict[str, float]] = None
+        self._stop_signal: Optional[int] = None
+        self._commit = git_commit() if self.is_main else "unknown"
+        self.writer: Optional[SummaryWriter] = None
+
+    # ------------------------------------------------------------------ hooks
+    def _create_loss_function(self) -> nn.Module:
+        loss_fn = instantiate(self.config.loss)
+        loss_fn.bind(self.raw_model)  # fails at start-up if the loss does not fit the head
+        return loss_fn
+
+    def _create_metrics_calculator(self) -> Any:
+        return instantiate(self.config.metrics)
+
+    @abstractmethod
+    def _validate_epoch(self, loader: DataLoader, split: str, *, collect_examples: bool = False) -> dict[str, float]:
+        """Run `loader` without gradients; return `{split}/loss`, `{split}/seq_accuracy`, ..."""
+
+    @abstractmethod
+    def _final_reports(self, results: dict[str, Any]) -> None:
+        """Write the end-of-run artefacts (confusion matrix, error report, ...)."""
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> dict[str, Any]:
+        """Train until max_epochs, early stopping, stop_at or the time budget; return the results."""
+        resumed = self._maybe_resume()
+        if self.is_main:
+            self.writer = SummaryWriter(str(self.output_dir / "tensorboard"),
+                                        purge_step=self.global_step if resumed else None)
+        start = time.perf_counter()
+        stop_reason = "max_epochs"
+        with self._signal_handlers():
+            while self.epoch < self.tcfg.max_epochs:
+                epoch_start = time.perf_counter()
+                train_stats = self._train_epoch()
+                val_stats = self._validate_epoch(self._val_loader(), "val")
+                self.epoch += 1
+                self.step_in_epoch = 0
+                stats = {"epoch": self.epoch, **train_stats, **val_stats,
+                         "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": time.perf_counter() - epoch_start}
+                self.history.append(stats)
+                monitored = stats.get(self.tcfg.monitor)
+                if monitored is None:
+                    raise UserError(f"trainer.monitor={self.tcfg.monitor!r} is not a logged metric; "
+                                    f"choose one of {sorted(k for k in stats if '/' in k)}.")
+                self.scheduler.step_epoch(monitored)
+                improved = self.early_stopping.is_improvement(monitored)
+                should_stop = self.early_stopping.step(monitored, self.epoch, self.raw_model)
+                self._log_epoch(stats, improved)
+                self._save_checkpoint(stats, is_best=improved)
+                elapsed = self.elapsed_before_resume + time.perf_counter() - start
+                if should_stop:
+                    stop_reason = f"early stopping (no improvement of {self.tcfg.monitor} for {self.early_stopping.wait} epochs)"
+                    break
+                if self.tcfg.stop_at is not None and self._reached(monitored, self.tcfg.stop_at):
+                    stop_reason = f"{self.tcfg.monitor} reached stop_at={self.tcfg.stop_at}"
+                    break
+                if self.tcfg.max_time_minutes is not None and elapsed > 60 * self.tcfg.max_time_minutes:
+                    stop_reason = f"time budget of {self.tcfg.max_time_minutes} min reached"
+                    break
+        train_time = self.elapsed_before_resume + time.perf_counter() - start
+        log.info("stopped after epoch %d: %s", self.epoch, stop_reason)
+        return self._finish(stop_reason, train_time)
+
+    def _train_epoch(self) -> dict[str, float]:
+        self.model.train()
+        loader = self._epoch_loader(self.epoch)
+        total = self._train_batches_per_epoch()
+        sums = self._partial_epoch or {"loss": 0.0, "correct": 0.0, "samples": 0.0, "batches": 0.0,
+                                       "nan_batches": 0.0, "data_time": 0.0, "step_time": 0.0}
+        self._partial_epoch = None
+        skip = self.step_in_epoch  # resumed mid-epoch: the same data order, minus what was already seen
+        batches = itertools.islice(loader, skip, total)
+        accumulate = self.tcfg.accumulate_grad_batches
+        consecutive_nan = 0
+        bar = tqdm(total=total, initial=skip, desc=f"epoch {self.epoch + 1}/{self.tcfg.max_epochs}",
+                   disable=not self._show_progress(), leave=False, dynamic_ncols=True)
+        tick = time.perf_counter()
+        for batch_index, batch in enumerate(batches, start=skip):
+            data_ready = time.perf_counter()
+            batch = self._to_device(batch)
+            with self._autocast():
+                logits = self.model(batch["images"], batch["targets"])
+                loss = self.loss_fn(logits, batch)
+            if not torch.isfinite(loss):
+                consecutive_nan += 1
+                sums["nan_batches"] += 1
+                log.warning("non-finite loss (%s) at epoch %d batch %d: batch skipped", loss.item(), self.epoch + 1, batch_index)
+                self.optimizer.zero_grad(set_to_none=True)
+                if consecutive_nan >= self.tcfg.max_nan_batches:
+                    raise NonFiniteLossError(
+                        f"{consecutive_nan} consecutive batches had a NaN/Inf loss at epoch {self.epoch + 1}; training "
+                        f"stopped. The last good checkpoint is kept in {self.checkpoints.directory}. Lower optimizer.lr, "
+                        f"set trainer.grad_clip_norm, or try device.amp=off.")
+                continue
+            consecutive_nan = 0
+            self.scaler.scale(loss / accumulate).backward()
+            last_of_epoch = batch_index + 1 == total
+            if (batch_index + 1) % accumulate == 0 or last_of_epoch:
+                grad_norm = self._optimizer_step()
+                if self.is_main and self.global_step % self.tcfg.log_every_n_steps == 0:
+                    self._log_step(loss.item(), grad_norm, batch["images"].shape[0], time.perf_counter() - tick)
+            size = batch["images"].shape[0]
+            correct = self._count_correct(logits.detach(), batch)
+            sums["loss"] += loss.item() * size
+            sums["correct"] += correct
+            sums["samples"] += size
+            sums["batches"] += 1
+            now = time.perf_counter()
+            sums["data_time"] += data_ready - tick
+            sums["step_time"] += now - tick
+            bar.update(1)
+            bar.set_postfix(loss=f"{sums['loss'] / sums['samples']:.4f}", acc=f"{sums['correct'] / sums['samples']:.3f}",
+                            img_s=f"{sums['samples'] / max(sums['step_time'], 1e-9):.0f}", refresh=False)
+            self.step_in_epoch = batch_index + 1
+            tick = time.perf_counter()
+            if self._stop_signal is not None:
+                bar.close()
+                self._interrupt(sums)
+        bar.close()
+        totals = self._reduce_sums(sums)
+        samples = max(totals["samples"], 1.0)
+        return {"train/loss": totals["loss"] / samples, "train/seq_accuracy": totals["correct"] / samples,
+                "train/samples_per_s": totals["samples"] / max(sums["step_time"], 1e-9),
+                "train/data_wait_fraction": sums["data_time"] / max(sums["step_time"], 1e-9),
+                "train/nan_batches": totals["nan_batches"]}
+
+    def _optimizer_step(self) -> float:
+        self.scaler.unscale_(self.optimizer)
+        max_norm = self.tcfg.grad_clip_norm if self.tcfg.grad_clip_norm is not None else math.inf
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), max_norm))
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step_batch()
+        self.global_step += 1
+        return grad_norm
+
+    # ------------------------------------------------------------------ data order and devices
+    def _epoch_loader(self, epoch: int) -> DataLoader:
+        """Fix the data order of `epoch` so a resumed run sees exactly the batches it would have."""
+        loader = self._overfit_loader() if self.tcfg.overfit_batches else self.train_loader
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(epoch)
+        if hasattr(loader.dataset, "set_epoch"):
+            loader.dataset.set_epoch(epoch)
+        if getattr(loader, "generator", None) is not None:
+            loader.generator.manual_seed(self.config.seed * 1_000_003 + epoch)
+        return loader
+
+    def _overfit_loader(self) -> list[dict]:
+        if not hasattr(self, "_overfit_batches"):
+            self._overfit_batches = list(itertools.islice(self.train_loader, self.tcfg.overfit_batches))
+        return _ListLoader(self._overfit_batches)
+
+    def _val_loader(self) -> Any:
+        return self._overfit_loader() if self.tcfg.overfit_batches else self.val_loader
+
+    def _train_batches_per_epoch(self) -> int:
+        if self.tcfg.overfit_batches:
+            return self.tcfg.overfit_batches
+        total = len(self.train_loader)
+        return min(total, self.tcfg.limit_train_batches) if self.tcfg.limit_train_batches else total
+
+    def _to_device(self, batch: dict) -> dict:
+        moved = dict(batch)
+        for key in ("images", "targets", "target_lengths"):
+            moved[key] = batch[key].to(self.device, non_blocking=True)
+        if self.config.device.channels_last:
+            moved["images"] = moved["images"].contiguous(memory_format=torch.channels_last)
+        return moved
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _count_correct(self, logits: torch.Tensor, batch: dict) -> float:
+        texts, _ = _unwrap(self.model).decode_logits(logits.float())
+        return float(sum(p == t for p, t in zip(texts, batch["texts"])))
+
+    def _reached(self, value: float, target: float) -> bool:
+        return value >= target if self.tcfg.mode == "max" else value <= target
+
+    # ------------------------------------------------------------------ distributed helpers
+    def _reduce_sums(self, sums: dict[str, float]) -> dict[str, float]:
+        if self.world_size == 1:
+            return dict(sums)
+        keys = sorted(sums)
+        values = torch.tensor([sums[k] for k in keys], dtype=torch.float64, device=self.device)
+        dist.all_reduce(values)
+        return dict(zip(keys, values.tolist()))
+
+    # ------------------------------------------------------------------ logging
+    def _show_progress(self) -> bool:
+        if not self.is_main:
+            return False
+        if self.tcfg.progress_bar is None:
+            return sys.stderr.isatty()
+        return bool(self.tcfg.progress_bar)
+
+    def _log_step(self, loss: float, grad_norm: float, batch_size: int, step_time: float) -> None:
+        if self.writer is None:
+            return
+        self.writer.add_scalar("train/loss_step", loss, self.global_step)
+        self.writer.add_scalar("train/grad_norm", grad_norm, self.global_step)
+        self.writer.add_scalar("train/lr", self.optimizer.param_groups[0]["lr"], self.global_step)
+        self.writer.add_scalar("train/samples_per_s_step", batch_size / max(step_time, 1e-9), self.global_step)
+
+    def _log_epoch(self, stats: dict[str, float], improved: bool) -> None:
+        if not self.is_main:
+            return
+        shown = " ".join(f"{k}={v:.4f}" for k, v in stats.items()
+                         if k.startswith(("train/loss", "train/seq", "val/")) and isinstance(v, float))
+        log.info("epoch %d/%d %s lr=%.2e time=%.1fs%s", stats["epoch"], self.tcfg.max_epochs, shown, stats["lr"],
+                 stats["epoch_time_s"], " *best*" if improved else "")
+        if self.writer is not None:
+            for key, value in stats.items():
+                if "/" in key:
+                    self.writer.add_scalar(key, value, self.global_step)
+            self.writer.add_scalar("epoch/lr", stats["lr"], self.global_step)
+            self.writer.add_scalar("epoch/epoch", stats["epoch"], self.global_step)
+            self.writer.flush()
+
+    # ------------------------------------------------------------------ checkpoints and resume
+    def _checkpoint_payload(self, metrics: dict[str, float]) -> dict:
+        training_state = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "early_stopping": self.early_stopping.state_dict(),
+            "rng": _rng_state(),
+            "step_in_epoch": self.step_in_epoch,
+            "partial_epoch": self._partial_epoch,
+            "history": self.history,
+            "elapsed_s": self.elapsed_before_resume + (time.perf_counter() - self._run_start),
+        }
+        return build_checkpoint(model=_unwrap(self.raw_model), epoch=self.epoch, global_step=self.global_step,
+                                metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
+                                config_yaml=OmegaConf.to_yaml(self.config, resolve=True),
+                                preprocess={"height": self.config.data.image_height, "width": self.config.data.image_width},
+                                training_state=training_state, commit=self._commit)
+
+    def _save_checkpoint(self, metrics: dict[str, float], *, is_best: bool) -> None:
+        if not self.is_main:
+            return
+        self.checkpoints.save(self._checkpoint_payload(metrics), epoch=self.epoch, is_best=is_best)
+
+    def _resume_path(self) -> Optional[Path]:
+        resume = self.config.resume
+        if not resume:
+            return None
+        if resume == "auto":
+            last = self.checkpoints.last_path
+            if last.is_file():
+                return last
+            log.info("resume=auto: no checkpoint in %s yet, starting fresh", self.checkpoints.directory)
+            return None
+        path = Path(resume).expanduser()
+        if path.is_dir():
+            path = path / "checkpoints" / "last.pt" if (path / "checkpoints").is_dir() else path / "last.pt"
+        return path
+
+    def _maybe_resume(self) -> bool:
+        self._run_start = time.perf_counter()
+        path = self._resume_path()
+        if path is None:
+            return False
+        payload = load_checkpoint(path, map_location="cpu")
+        state = payload.get("training_state")
+        if state is None:
+            raise CheckpointError(f"{path} holds weights only (a best.pt or exported checkpoint), not a resumable "
+                                  f"training state; resume from checkpoints/last.pt instead.")
+        stored = payload["model"]
+        if stored["config"] != _unwrap(self.raw_model).config_dict():
+            raise CheckpointError(f"{path} was written for model {stored['name']!r} with a different configuration than "
+                                  f"this run's model {_unwrap(self.raw_model).name!r}; resume with the same model=... and "
+                                  f"data size settings as the original run.")
+        _unwrap(self.raw_model).load_state_dict(payload["state_dict"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.early_stopping.load_state_dict(state["early_stopping"])
+        self.epoch, self.global_step = payload["epoch"], payload["global_step"]
+        self.step_in_epoch = state["step_in_epoch"]
+        self._partial_epoch = state.get("partial_epoch")
+        self.history = list(state["history"])
+        self.elapsed_before_resume = float(state.get("elapsed_s", 0.0))
+        _set_rng_state(state["rng"])
+        log.info("resumed from %s at epoch %d (step %d%s)", path, self.epoch, self.global_step,
+                 f", batch {self.step_in_epoch} of the epoch" if self.step_in_epoch else "")
+        return True
+
+    # ------------------------------------------------------------------ signals
+    @contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        """SIGINT/SIGTERM finish the current batch, save checkpoints/last.pt, and exit with a resume hint."""
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def request_stop(signum: int, _frame: Any) -> None:
+            if self._stop_signal is not None:  # a second Ctrl-C: stop now
+                signal.default_int_handler(signum, _frame)
+            self._stop_signal = signum
+            log.warning("received %s: saving a checkpoint after this batch", signal.Signals(signum).name)
+
+        for sig in previous:
+            signal.signal(sig, request_stop)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _interrupt(self, sums: dict[str, float]) -> None:
+        self._partial_epoch = dict(sums)
+        self._save_checkpoint({}, is_best=False)
+        name = signal.Signals(self._stop_signal).name
+        raise TrainingInterrupted(
+            f"stopped by {name} during epoch {self.epoch + 1} after batch {self.step_in_epoch}; the state is saved in "
+            f"{self.checkpoints.last_path}. Resume exactly where it stopped with: python -m runner <same overrides> "
+            f"resume={self.checkpoints.last_path} hydra.run.dir={self.output_dir}")
+
+    # ------------------------------------------------------------------ end of run
+    def _finish(self, stop_reason: str, train_time: float) -> dict[str, Any]:
+        restored = self.early_stopping.restore(self.raw_model)
+        eval_start = time.perf_counter()
+        extra: dict[str, dict[str, float]] = {}
+        for split, loader in self.extra_val_loaders.items():
+            extra[split] = self._validate_epoch(loader, split)
+        # last, so the metrics object holds the validation split for the reports
+        final = self._validate_epoch(self._val_loader(), "val", collect_examples=True)
+        best_epoch = self.early_stopping.best_epoch
+        best_row = next((row for row in self.history if row["epoch"] == best_epoch), self.history[-1] if self.history else {})
+        results: dict[str, Any] = {
+            "monitor": self.tcfg.monitor,
+            "best_metric": self.early_stopping.best,
+            "best_epoch": best_epoch,
+            "best_val_loss": min((row["val/loss"] for row in self.history), default=math.nan),
+            "best_weights_restored": restored,
+            "stop_reason": stop_reason,
+            "epochs_completed": self.epoch,
+            "global_step": self.global_step,
+            "final_metrics": final,
+            "best_epoch_metrics": {k: v for k, v in best_row.items() if isinstance(v, (int, float))},
+            "extra_val_metrics": extra,
+            "timings": {"train_s": train_time, "final_eval_s": time.perf_counter() - eval_start,
+                        "mean_epoch_s": float(np.mean([r["epoch_time_s"] for r in self.history])) if self.history else 0.0},
+            "history": self.history,
+            "paths": {"output_dir": str(self.output_dir), "best_checkpoint": str(self.checkpoints.best_path),
+                      "last_checkpoint": str(self.checkpoints.last_path),
+                      "tensorboard": str(self.output_dir / "tensorboard")},
+        }
+        if self.is_main:
+            self._final_reports(results)
+            with open(self.output_dir / "metrics.json", "w", encoding="utf-8") as handle:
+                json.dump(results, handle, indent=2, ensure_ascii=False)
+            if self.writer is not None:
+                self.writer.close()
+        return results
+
+
+class _ListLoader(list):
+    """A fixed list of batches that quacks like a DataLoader for overfit mode."""
+
+    dataset = None
+    generator = None
+    sampler = None
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "python": random.getstate(),
+        "numpy": {"kind": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = state["numpy"]
+    np.random.set_state((np_state["kind"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,200 @@
+"""Checkpoints: atomic writes, retention, and safe self-contained loading.
+
+A checkpoint is a dict of plain Python values and tensors, so it loads with
+`torch.load(..., weights_only=True)` (no pickled code runs). It carries everything inference
+needs (model config, charset, preprocessing size) and, for resume, the full training state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+
+from runner import __version__
+from runner.charset import charset_signature, check_charset
+from runner.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+FORMAT = "khmer-digits-ocr.checkpoint"
+FORMAT_VERSION = 1
+
+
+def git_commit() -> str:
+    """The commit of the code that wrote a checkpoint ('unknown' outside a git checkout)."""
+    try:
+        root = Path(__file__).resolve().parent.parent.parent
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        commit = out.stdout.strip()
+        if out.returncode == 0 and commit:
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                   capture_output=True, text=True, timeout=5).stdout.strip()
+            return commit + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def atomic_save(payload: dict, path: Path) -> None:
+    """Write to a temp file in the same directory, fsync, then rename over `path`.
+
+    A crash or a full disk while saving leaves the previous file intact, never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(payload, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def build_checkpoint(*, model: torch.nn.Module, epoch: int, global_step: int, metrics: dict[str, float],
+                     config_yaml: str, preprocess: dict[str, Any], training_state: Optional[dict] = None,
+                     commit: str = "unknown") -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "runner_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit,
+        "torch_version": str(torch.__version__),
+        "model": {"name": model.name, "head": model.head, "config": model.config_dict()},
+        "charset": charset_signature(),
+        "preprocess": dict(preprocess),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "epoch": int(epoch),
+        "global_step": int(global_step),
+        "metrics": {k: float(v) for k, v in metrics.items()},
+        "config_yaml": config_yaml,
+        "training_state": training_state,
+    }
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """Accept a .pt file or a run dir (its best checkpoint, else last)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt",
+                          path / "best.pt", path / "last.pt"):
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{path} is a directory without checkpoints/best.pt or checkpoints/last.pt; "
+                              f"point at a run dir that finished at least one epoch, or at a .pt file.")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; pass a .pt file or a run dir under outputs/.")
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load and check a checkpoint safely (weights_only=True). Raises CheckpointError."""
+    path = resolve_checkpoint_path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path} was refused by the safe loader (it contains pickled objects other than tensors and plain "
+            f"values, so loading it could run code). Only load checkpoints written by khmer-digits-ocr. "
+            f"Detail: {str(error).splitlines()[0]}") from error
+    except Exception as error:  # torch raises RuntimeError, EOFError, KeyError... for non-checkpoint bytes
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or not a torch file: {str(error).splitlines()[0]}). "
+            f"Use another checkpoint of the run, e.g. checkpoints/last.pt or checkpoints/epoch_NNN.pt.") from error
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is a torch file but not a khmer-digits-ocr checkpoint (no '{FORMAT}' marker); "
+                              f"it may be a bare state_dict or another project's file.")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format v{payload['format_version']}, newer than this runner "
+                              f"reads (v{FORMAT_VERSION}); upgrade khmer-digits-ocr.")
+    check_charset(payload.get("charset", {}), str(path))
+    return payload
+
+
+def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn.Module:
+    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU)."""
+    from runner.errors import instantiate
+
+    try:
+        model = instantiate(payload["model"]["config"])
+    except Exception as error:
+        raise CheckpointError(f"{source}: cannot rebuild model {payload['model'].get('name')!r} from its stored "
+                              f"config ({error}); the checkpoint may come from an incompatible version.") from error
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        first = str(error).splitlines()[1:2] or [str(error)]
+        raise CheckpointError(f"{source}: weights do not fit model {payload['model'].get('name')!r} "
+                              f"({first[0].strip()}); the file was written for another architecture.") from error
+    return model.eval()
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Inference entry: (model on `device` in eval mode, checkpoint payload)."""
+    payload = load_checkpoint(path)
+    model = model_from_checkpoint(payload, str(path)).to(device)
+    return model, payload
+
+
+class CheckpointManager:
+    """Writes last.pt, best.pt and every-N-epoch snapshots under `directory`, keeping `keep_n`."""
+
+    def __init__(self, directory: str | Path, *, keep_n: int = 3, every_n_epochs: int = 0,
+                 save_last: bool = True) -> None:
+        self.directory = Path(directory)
+        self.keep_n = keep_n
+        self.every_n_epochs = every_n_epochs
+        self.save_last = save_last
+
+    @property
+    def last_path(self) -> Path:
+        return self.directory / "last.pt"
+
+    @property
+    def best_path(self) -> Path:
+        return self.directory / "best.pt"
+
+    def save(self, payload: dict, *, epoch: int, is_best: bool) -> list[Path]:
+        """Save the epoch's checkpoint where the policy asks; returns the paths written."""
+        written = []
+        if self.save_last:
+            atomic_save(payload, self.last_path)
+            written.append(self.last_path)
+        if is_best:
+            # the best file does not need the resume state: keep it small and inference-only
+            atomic_save({**payload, "training_state": None}, self.best_path)
+            written.append(self.best_path)
+        if self.every_n_epochs and epoch % self.every_n_epochs == 0:
+            path = self.directory / f"epoch_{epoch:03d}.pt"
+            atomic_save(payload, path)
+            written.append(path)
+            self._prune()
+        return written
+
+    def snapshots(self) -> list[Path]:
+        pattern = re.compile(r"epoch_(\d+)\.pt$")
+        found = [p for p in self.directory.glob("epoch_*.pt") if pattern.search(p.name)]
+        return sorted(found, key=lambda p: int(pattern.search(p.name).group(1)))
+
+    def _prune(self) -> None:
+        for old in self.snapshots()[: -self.keep_n]:
+            old.unlink(missing_ok=True)
+            log.debug("removed old checkpoint %s", old)

@@ -1,0 +1,96 @@
+"""Learning-rate schedules built from torch.optim.lr_scheduler.
+
+Each factory is a Hydra `_target_` (instantiated with `_partial_: true`); the trainer completes
+it with the optimizer, the epoch count and the optimizer steps per epoch, so configs never
+hard-code a step count. Knobs that a schedule does not use are accepted and ignored, which keeps
+one typed schema (runner.config.SchedulerConfig) for every option.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from torch.optim import Optimizer
+from torch.optim import lr_scheduler as sched
+
+
+@dataclass
+class ScheduledLR:
+    """A torch scheduler plus when it steps: every optimizer step or every epoch."""
+
+    scheduler: Any
+    interval: str  # "step" or "epoch"
+    needs_metric: bool = False
+
+    def step_batch(self) -> None:
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def step_epoch(self, metric: Optional[float]) -> None:
+        if self.interval != "epoch":
+            return
+        if self.needs_metric:
+            if metric is not None:
+                self.scheduler.step(metric)
+        else:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+def _base_lr(optimizer: Optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+def steplr(optimizer: Optimizer, *, epochs: int, steps_per_epoch: int, step_size: int = 10,
+           gamma: float = 0.5, **_: Any) -> ScheduledLR:
+    """Multiply the LR by `gamma` every `step_size` epochs."""
+    return ScheduledLR(sched.StepLR(optimizer, step_size=step_size, gamma=gamma), "epoch")
+
+
+def cosine(optimizer: Optimizer, *, epochs: int, steps_per_epoch: int, min_lr_ratio: float = 1e-3,
+           **_: Any) -> ScheduledLR:
+    """Cosine decay from optimizer.lr to min_lr_ratio x lr over the whole run, per step."""
+    total = max(1, epochs * steps_per_epoch)
+    return ScheduledLR(sched.CosineAnnealingLR(optimizer, T_max=total, eta_min=_base_lr(optimizer) * min_lr_ratio), "step")
+
+
+def plateau(optimizer: Optimizer, *, epochs: int, steps_per_epoch: int, mode: str = "max",
+            factor: float = 0.5, patience: int = 2, min_lr_ratio: float = 1e-3, **_: Any) -> ScheduledLR:
+    """Reduce the LR when the monitored validation metric stops improving (stepped per epoch)."""
+    scheduler = sched.ReduceLROnPlateau(optimizer, mode=mode, factor=factor, patience=patience,
+                                        min_lr=_base_lr(optimizer) * min_lr_ratio)
+    return ScheduledLR(scheduler, "epoch", needs_metric=True)
+
+
+def onecycle(optimizer: Optimizer, *, epochs: int, steps_per_epoch: int, warmup_fraction: float = 0.15,
+             min_lr_ratio: float = 1e-3, **_: Any) -> ScheduledLR:
+    """One-cycle: warm up to optimizer.lr over warmup_fraction of the steps, then anneal (cosine)."""
+    div_factor = 25.0
+    scheduler = sched.OneCycleLR(
+        optimizer, max_lr=_base_lr(optimizer), total_steps=max(2, epochs * steps_per_epoch),
+        pct_start=max(warmup_fraction, 1e-3), div_factor=div_factor,
+        final_div_factor=1.0 / (div_factor * min_lr_ratio),
+    )
+    return ScheduledLR(scheduler, "step")
+
+
+def warmup_cosine(optimizer: Optimizer, *, epochs: int, steps_per_epoch: int, warmup_fraction: float = 0.05,
+                  min_lr_ratio: float = 1e-3, **_: Any) -> ScheduledLR:
+    """Linear warm-up from 1% of the LR, then cosine decay to min_lr_ratio x lr, per step."""
+    total = max(2, epochs * steps_per_epoch)
+    warmup = max(1, int(total * warmup_fraction))
+    scheduler = sched.SequentialLR(
+        optimizer,
+        schedulers=[
+            sched.LinearLR(optimizer, start_factor=0.01, end_factor=1.0, total_iters=warmup),
+            sched.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup), eta_min=_base_lr(optimizer) * min_lr_ratio),
+        ],
+        milestones=[warmup],
+    )
+    return ScheduledLR(scheduler, "step")

@@ -1,0 +1,92 @@
+"""Run set-up shared by every entry point: device, threads, seeds, output dirs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from runner.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto → cuda when available, else cpu. Asking for cuda without CUDA is a ConfigError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={name} was requested but this machine has no usable CUDA device "
+                              f"(torch {torch.__version__}, cuda available: False); use device=cpu or device=auto.")
+        return torch.device(name)
+    return torch.device(name)
+
+
+def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype for `amp` on `device` (None = full precision)."""
+    if amp == "off":
+        return None
+    if amp == "auto":
+        return torch.float16 if device.type == "cuda" else torch.bfloat16
+    if amp == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("device.amp=bf16 but this GPU does not support bfloat16; use device.amp=fp16 or auto.")
+        return torch.bfloat16
+    return torch.float16
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def parallel_jobs() -> int:
+    """How many jobs share this machine: the joblib launcher's n_jobs under a parallel multirun."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if os.environ.get("KHMER_OCR_PARALLEL_JOBS"):
+        return max(1, int(os.environ["KHMER_OCR_PARALLEL_JOBS"]))
+    if not HydraConfig.initialized():
+        return 1
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")):
+        return 1
+    n_jobs = int(launcher.get("n_jobs") or 1)
+    cores = os.cpu_count() or 1
+    return cores if n_jobs < 0 else max(1, min(n_jobs, cores))
+
+
+def configure_threads(num_threads: Optional[int]) -> int:
+    """Set torch intra-op threads; parallel jobs split the cores so they never oversubscribe."""
+    if num_threads is None:
+        num_threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
+    torch.set_num_threads(num_threads)
+    return num_threads
+
+
+def setup_training_environment(config: DictConfig, output_dir: Optional[str | Path] = None) -> Path:
+    """Validate the config, seed, set threads and determinism, and create the run's output dirs.
+
+    Returns the run's output dir (Hydra's run dir when called under Hydra).
+    """
+    from runner.config import validate
+
+    validate(config)
+    if output_dir is None:
+        output_dir = Path(OmegaConf.select(config, "paths.output_root") or "outputs") / config.experiment_name
+    output_dir = Path(output_dir)
+    (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (output_dir / "tensorboard").mkdir(parents=True, exist_ok=True)
+    configure_threads(config.device.num_threads)
+    seed_everything(config.seed)
+    if config.device.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return output_dir

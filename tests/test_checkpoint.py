@@ -1,0 +1,110 @@
+import os
+import pickle
+
+import pytest
+import torch
+
+from runner.errors import CheckpointError
+from runner.models import create_model
+from runner.training.checkpoint import (CheckpointManager, atomic_save, build_checkpoint, load_checkpoint,
+                                        load_model)
+
+
+def _payload(model, epoch=1, training_state=None):
+    return build_checkpoint(model=model, epoch=epoch, global_step=10 * epoch, metrics={"val/seq_accuracy": 0.5},
+                            config_yaml="seed: 1\n", preprocess={"height": 32, "width": 128},
+                            training_state=training_state, commit="abc")
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return create_model("ctc_small")
+
+
+def test_round_trip_is_self_contained_and_weights_only(model, tmp_path):
+    path = tmp_path / "ck.pt"
+    atomic_save(_payload(model, training_state={"optimizer": {"state": {}, "param_groups": []}}), path)
+    raw = torch.load(path, weights_only=True)
+    assert raw["charset"]["tokens"][4] == "០" and raw["preprocess"] == {"height": 32, "width": 128}
+    loaded, payload = load_model(path)
+    assert payload["model"]["name"] == "ctc_small" and payload["git_commit"] == "abc"
+    images = torch.rand(3, 1, 32, 128)
+    assert torch.allclose(loaded(images), model.eval()(images))
+
+
+def test_run_dir_resolves_to_best(model, tmp_path):
+    manager = CheckpointManager(tmp_path / "checkpoints")
+    manager.save(_payload(model), epoch=1, is_best=True)
+    _, payload = load_model(tmp_path)
+    assert payload["training_state"] is None  # best.pt is inference-only
+
+
+def test_manager_keeps_last_best_and_n_snapshots(model, tmp_path):
+    manager = CheckpointManager(tmp_path, keep_n=2, every_n_epochs=2)
+    for epoch in range(1, 8):
+        manager.save(_payload(model, epoch), epoch=epoch, is_best=epoch == 3)
+    assert [p.name for p in manager.snapshots()] == ["epoch_004.pt", "epoch_006.pt"]
+    assert load_checkpoint(manager.best_path)["epoch"] == 3
+    assert load_checkpoint(manager.last_path)["epoch"] == 7
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_failed_save_leaves_previous_file_intact(model, tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save(_payload(model, 1), path)
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(OSError):
+        atomic_save(_payload(model, 2), path)
+    monkeypatch.undo()
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_truncated_file_is_a_clear_error(model, tmp_path):
+    path = tmp_path / "ck.pt"
+    atomic_save(_payload(model), path)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="truncated or not a torch file"):
+        load_checkpoint(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "state.pt")
+    with pytest.raises(CheckpointError, match="not a khmer-digits-ocr checkpoint"):
+        load_checkpoint(tmp_path / "state.pt")
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(CheckpointError):
+        load_checkpoint(tmp_path / "notes.txt")
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {_Exploit.marker}",))
+
+
+def test_crafted_pickle_is_refused_and_does_not_run(tmp_path):
+    marker = tmp_path / "pwned"
+    _Exploit.marker = marker
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "khmer-digits-ocr.checkpoint", "payload": _Exploit()}, path, pickle_module=pickle)
+    with pytest.raises(CheckpointError, match="refused by the safe loader"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_other_charset_and_other_model(model, tmp_path):
+    payload = _payload(model)
+    payload["charset"] = {"tokens": ["<pad>", "a", "b"]}
+    torch.save(payload, tmp_path / "charset.pt")
+    with pytest.raises(CheckpointError, match="different charset"):
+        load_checkpoint(tmp_path / "charset.pt")
+    payload = _payload(model)
+    payload["model"]["config"] = create_model("small").config_dict()
+    torch.save(payload, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="weights do not fit"):
+        load_model(tmp_path / "other.pt")
