@@ -39,6 +39,7 @@ def test_same_seed_gives_the_same_bytes_whatever_the_worker_count(tmp_path):
 
 def test_metadata_labels_are_the_rendered_texts_and_round_trip(tiny_dataset):
     metadata = read_metadata(tiny_dataset)
+    assert metadata == yaml.safe_load(tiny_dataset.read_text(encoding="utf-8")), "fast reader == any YAML reader"
     info = metadata["dataset_info"]
     assert info["seed"] == 5 and info["counts"]["train"] == 24 and info["fonts"]
     dataset = KhmerDigitsDataset(tiny_dataset, "train")
@@ -136,3 +137,11 @@ def test_generate_entry_point_writes_a_dataset(tmp_path):
     assert [len(metadata[split]) for split in ("train", "val")] == [6, 2]
     again = subprocess.run(args, cwd=REPO, capture_output=True, text=True)
     assert again.returncode == 2 and "overwrite=true" in again.stderr
+
+
+def test_cache_dir_defaults_to_the_env_variable_relative_to_the_start_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("KHMER_OCR_CACHE", "my_cache")
+    monkeypatch.chdir(tmp_path)
+    cfg = DataConfig(use_system_fonts=False, held_out_fonts=[], generate_workers=1, **SMALL)
+    metadata = ensure_generated_dataset(cfg, seed=1, progress=False)
+    assert metadata.parent.parent == tmp_path / "my_cache"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Optional
 
 import numpy as np
@@ -54,7 +54,8 @@ class Augmentation:
         """The applied choices only, rounded, for metadata.yaml."""
         neutral = Augmentation()
         out: dict[str, Any] = {}
-        for key, value in asdict(self).items():
+        for key in (f.name for f in fields(self)):  # not asdict(): its deep copies cost 10% of a render
+            value = getattr(self, key)
             if value == getattr(neutral, key) and key not in ("padding", "background"):
                 continue
             out[key] = _rounded(value)

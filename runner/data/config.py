@@ -193,12 +193,17 @@ def augment_preset(name: str) -> AugmentConfig:
 
 
 def as_data_config(cfg: Union[DataConfig, DictConfig, dict]) -> DataConfig:
-    """Accept a DataConfig, or the `data` node of a Hydra config, and return a validated DataConfig."""
-    if not isinstance(cfg, DataConfig):
-        try:
-            cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), cfg))
-        except Exception as error:  # omegaconf's ValidationError etc. name the key already
-            raise ConfigError(f"invalid data config: {error}") from error
+    """Accept a DataConfig, or the `data` node of a Hydra config, and return a validated DataConfig.
+
+    Always goes through OmegaConf so interpolations such as cache_dir's `${oc.env:...}` are resolved,
+    also in a DataConfig built in Python.
+    """
+    try:
+        node = OmegaConf.structured(cfg) if isinstance(cfg, DataConfig) else \
+            OmegaConf.merge(OmegaConf.structured(DataConfig), cfg)
+        cfg = OmegaConf.to_object(node)
+    except Exception as error:  # omegaconf's ValidationError etc. name the key already
+        raise ConfigError(f"invalid data config: {error}") from error
     cfg.validate()
     return cfg
 

@@ -84,11 +84,13 @@ class KhmerDigitsDataset(ImageListDataset):
     """One split of a dataset written by `python -m runner.generate` (metadata.yaml + images)."""
 
     def __init__(self, metadata_path: Union[str, Path], split: str = "train", image_height: int = 32,
-                 image_width: int = 128, max_length: int = 8, cache_in_memory: bool = True):
+                 image_width: int = 128, max_length: int = 8, cache_in_memory: bool = True,
+                 metadata: Optional[dict[str, Any]] = None):
         metadata_path = Path(metadata_path)
         if metadata_path.is_dir():
             metadata_path = metadata_path / METADATA_FILE
-        metadata = read_metadata(metadata_path)
+        if metadata is None:  # callers opening several splits pass the parsed file once
+            metadata = read_metadata(metadata_path)
         splits = [key for key, value in metadata.items() if isinstance(value, list)]
         if split not in metadata:
             raise DataError(f"{metadata_path} has no split {split!r}; it has {splits}.")
@@ -268,8 +270,10 @@ def create_data_loaders(metadata_path: Union[str, Path], batch_size: int = 32, n
                         cache_in_memory: bool = True) -> tuple[DataLoader, DataLoader]:
     """(train_loader, val_loader) over the train and val splits of a generated dataset."""
     loaders = []
+    metadata = read_metadata(metadata_path)
     for split in ("train", "val"):
-        dataset = KhmerDigitsDataset(metadata_path, split, image_height, image_width, max_length, cache_in_memory)
+        dataset = KhmerDigitsDataset(metadata_path, split, image_height, image_width, max_length, cache_in_memory,
+                                     metadata)
         loaders.append(make_loader(dataset, batch_size, split == "train", num_workers, seed, rank, world_size,
                                    pin_memory, max_length))
     return loaders[0], loaders[1]
@@ -310,9 +314,10 @@ def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Datas
         return datasets
     metadata_path = (resolve_path(cfg.dir) / METADATA_FILE if cfg.dir
                      else ensure_generated_dataset(cfg, seed, rank))
-    splits = [key for key, value in read_metadata(metadata_path).items() if isinstance(value, list)]
+    metadata = read_metadata(metadata_path)
+    splits = [key for key, value in metadata.items() if isinstance(value, list)]
     return {split: KhmerDigitsDataset(metadata_path, split, cfg.image_height, cfg.image_width, cfg.max_length,
-                                      cfg.cache_in_memory) for split in splits}
+                                      cfg.cache_in_memory, metadata) for split in splits}
 
 
 def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank: int = 0, world_size: int = 1
