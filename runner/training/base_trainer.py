@@ -247,7 +247,7 @@ class BaseTrainer(ABC):
         sampler = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
-        if hasattr(loader.dataset, "set_epoch"):
+        if hasattr(getattr(loader, "dataset", None), "set_epoch"):
             loader.dataset.set_epoch(epoch)
         if getattr(loader, "generator", None) is not None:
             loader.generator.manual_seed(self.config.seed * 1_000_003 + epoch)
