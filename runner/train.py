@@ -6,11 +6,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from runner.errors import instantiate
 from omegaconf import DictConfig
 
 from runner.cli import hydra_output_dir, write_job_status
 from runner.data import build_data_loaders
+from runner.errors import instantiate
 from runner.training.distributed import distributed_context
 from runner.training.utils import resolve_device, setup_training_environment
 

@@ -25,14 +25,14 @@ from typing import Any, Iterator, Optional
 import numpy as np
 import torch
 import torch.distributed as dist
-from runner.errors import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from runner.errors import CheckpointError, UserError
+from runner.data.dataset import set_loader_epoch
+from runner.errors import CheckpointError, UserError, instantiate
 from runner.training.checkpoint import CheckpointManager, build_checkpoint, git_commit, load_checkpoint
 from runner.training.early_stopping import EarlyStopping
 from runner.training.utils import resolve_amp
@@ -244,11 +244,8 @@ class BaseTrainer(ABC):
     def _epoch_loader(self, epoch: int) -> DataLoader:
         """Fix the data order of `epoch` so a resumed run sees exactly the batches it would have."""
         loader = self._overfit_loader() if self.tcfg.overfit_batches else self.train_loader
-        sampler = getattr(loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        if hasattr(getattr(loader, "dataset", None), "set_epoch"):
-            loader.dataset.set_epoch(epoch)
+        if isinstance(loader, DataLoader):
+            set_loader_epoch(loader, epoch)  # DistributedSampler shuffle, on-the-fly renders
         if getattr(loader, "generator", None) is not None:
             loader.generator.manual_seed(self.config.seed * 1_000_003 + epoch)
         return loader
