@@ -1,0 +1,62 @@
+"""`python -m runner.export checkpoint=PATH format=onnx|torchscript output=FILE`: ship a model.
+
+Writes the model and FILE.json (model name/head/config, charset, preprocessing size, max_length,
+source checkpoint, git commit); ONNX also embeds that JSON in its metadata_props, so `runner.predict
+checkpoint=FILE.onnx` works with or without the sidecar. The export is then checked on rendered
+images: decoded texts must equal the checkpoint's and logits must agree within `atol`, else it fails.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from runner.cli import CONFIG_PATH, entry_point
+from runner.data.generate import resolve_path
+from runner.errors import ConfigError
+from runner.inference import (OnnxPredictor, TorchPredictor, TorchScriptPredictor, check_parity, check_positive,
+                              export_onnx, export_torchscript, load_predictor, register_inference_configs,
+                              rendered_images, write_sidecar)
+
+log = logging.getLogger("runner.export")
+register_inference_configs()
+SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+
+
+def export(cfg: DictConfig) -> Path:
+    """Export cfg.checkpoint, check parity, write the sidecar; returns the exported file."""
+    if cfg.format not in SUFFIXES:
+        raise ConfigError(f"format={cfg.format!r} is not supported; use format=onnx or format=torchscript.")
+    check_positive(cfg.parity_images, "parity_images")
+    predictor = load_predictor(cfg.checkpoint, device="cpu")
+    if not isinstance(predictor, TorchPredictor):
+        raise ConfigError(f"checkpoint={cfg.checkpoint} is already an exported model; export from the .pt "
+                          f"checkpoint or run dir it came from.")
+    output = resolve_path(cfg.output) if cfg.output else predictor.source.with_suffix(SUFFIXES[cfg.format])
+    log.info("exporting %s (%s) to %s", predictor.source, predictor.name, output)
+    if cfg.format == "onnx":
+        export_onnx(predictor, output, dynamo=cfg.dynamo, opset=cfg.opset)
+        exported = OnnxPredictor(output, predictor.metadata)
+    else:
+        export_torchscript(predictor, output)
+        exported = TorchScriptPredictor(output, predictor.metadata)
+    images, _ = rendered_images(cfg.parity_images, predictor.height, predictor.width, predictor.max_length, cfg.seed)
+    report = check_parity(predictor, exported, images, cfg.atol)
+    sidecar = write_sidecar(output, predictor.metadata, cfg.format)
+    print(f"parity ({exported.kind} vs pytorch): {report.images} rendered images, identical texts, "
+          f"max abs logit difference {report.max_abs_diff:.2e}")
+    print(f"model:    {output}\nmetadata: {sidecar}")
+    return output
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="export", version_base="1.3")
+@entry_point
+def main(cfg: DictConfig) -> str:
+    return str(export(cfg))
+
+
+if __name__ == "__main__":
+    main()

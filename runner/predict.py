@@ -1,0 +1,60 @@
+"""`python -m runner.predict checkpoint=PATH inputs=PATH_OR_DIR_OR_GLOB [output=FILE]`: read images.
+
+Writes one `path<TAB>text<TAB>confidence` line per image (no header) to `output`, or to stdout,
+which then carries nothing else: logs go to stderr and to the run dir's predict.log
+(outputs/predict/<date>/<time>/). A file that cannot be read is warned about and gets an empty
+prediction; the command then exits with status 1 after writing every other line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from runner.cli import CONFIG_PATH, entry_point
+from runner.data.generate import resolve_path
+from runner.inference import (PredictionFailures, check_positive, discover_images, load_predictor, predict_files,
+                              register_inference_configs)
+
+log = logging.getLogger("runner.predict")
+register_inference_configs()
+
+
+def predict(cfg: DictConfig) -> int:
+    """Predict every image of cfg.inputs; returns the number of images read."""
+    check_positive(cfg.batch_size, "batch_size")
+    check_positive(cfg.num_threads, "num_threads")
+    images = discover_images(cfg.inputs)
+    predictor = load_predictor(cfg.checkpoint, cfg.device, cfg.num_threads)
+    log.info("reading %d images with %s (%s, %s)", len(images), predictor.source, predictor.name, predictor.kind)
+    output = resolve_path(cfg.output) if cfg.output else None
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    failed = []
+    with open(output, "w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as handle:
+        for prediction in predict_files(predictor, images, cfg.batch_size):
+            handle.write(prediction.line() + "\n")
+            if prediction.error:
+                failed.append(prediction.name)
+    if output is not None:
+        log.info("wrote %d predictions to %s", len(images), output)
+    if failed:
+        shown = ", ".join(failed[:5]) + (f" and {len(failed) - 5} more" if len(failed) > 5 else "")
+        raise PredictionFailures(f"{len(failed)} of {len(images)} input files could not be read as images ({shown}); "
+                                 f"their lines have an empty prediction and the other {len(images) - len(failed)} "
+                                 f"were written to {output or 'stdout'}. Replace or remove those files.")
+    return len(images)
+
+
+@hydra.main(config_path=CONFIG_PATH, config_name="predict", version_base="1.3")
+@entry_point
+def main(cfg: DictConfig) -> int:
+    return predict(cfg)
+
+
+if __name__ == "__main__":
+    main()
