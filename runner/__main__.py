@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from runner.cli import CONFIG_PATH, entry_point
 from runner.config import register_configs
 from runner.train import train
+from runner.training.distributed import hydra_overrides_for_rank
 
 register_configs()
 
@@ -20,4 +23,5 @@ def main(cfg: DictConfig) -> float:
 
 
 if __name__ == "__main__":
+    sys.argv += hydra_overrides_for_rank()  # under torchrun, only rank 0 writes outputs
     main()

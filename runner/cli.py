@@ -19,6 +19,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import UserError, format_user_error
 
+# Sweep workers (joblib, submitit) unpickle the task, which imports this module, and then resolve
+# hydra.sweep.dir: importing runner.config registers its ${run_id:} resolver there first.
+import runner.config  # noqa: E402,F401
+
 log = logging.getLogger("runner")
 F = TypeVar("F", bound=Callable[[DictConfig], Any])
 
@@ -26,7 +30,10 @@ CONFIG_PATH = "../conf"  # relative to runner/, where the entry modules live
 
 
 def hydra_output_dir() -> Path | None:
-    return Path(HydraConfig.get().runtime.output_dir) if HydraConfig.initialized() else None
+    """This job's run dir; None outside Hydra and on DDP ranks > 0 (which write nothing)."""
+    if not HydraConfig.initialized() or int(os.environ.get("RANK", "0")) > 0:
+        return None
+    return Path(HydraConfig.get().runtime.output_dir)
 
 
 def in_multirun() -> bool:

@@ -11,6 +11,7 @@ YAML option files extend them through their defaults list.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -107,6 +108,9 @@ class TrainerConfig:
     mode: str = _help("max or min for the monitored metric.", "max")
     grad_clip_norm: Optional[float] = _help("Clip the global gradient norm to this value (null = no clipping, norm still logged).", 5.0)
     accumulate_grad_batches: int = _help("Optimizer step every k batches (effective batch = k x data.batch_size).", 1)
+    lr_scaling: str = _help("Scale optimizer.lr with the global batch (data.batch_size x processes x accumulation) "
+                            "relative to reference_batch_size: none, linear or sqrt.", "none")
+    reference_batch_size: int = _help("Global batch size at which optimizer.lr is meant (for lr_scaling).", 64)
     log_every_n_steps: int = _help("TensorBoard scalar logging interval in optimizer steps.", 25)
     limit_train_batches: Optional[int] = _help("Use only this many training batches per epoch.", None)
     limit_val_batches: Optional[int] = _help("Use only this many validation batches.", None)
@@ -205,6 +209,8 @@ def validate(cfg: DictConfig) -> None:
     _check(t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", "must be > 0", t.accumulate_grad_batches)
     _check(t.grad_clip_norm is None or t.grad_clip_norm > 0, "trainer.grad_clip_norm", "must be > 0 or null", t.grad_clip_norm)
     _check(t.mode in ("max", "min"), "trainer.mode", "must be max or min", t.mode)
+    _check(t.lr_scaling in ("none", "linear", "sqrt"), "trainer.lr_scaling", "must be none, linear or sqrt", t.lr_scaling)
+    _check(t.reference_batch_size > 0, "trainer.reference_batch_size", "must be > 0", t.reference_batch_size)
     _check(t.early_stopping.patience >= 0, "trainer.early_stopping.patience", "must be >= 0", t.early_stopping.patience)
     _check(t.early_stopping.min_delta >= 0, "trainer.early_stopping.min_delta", "must be >= 0", t.early_stopping.min_delta)
     _check(t.checkpoint.keep_n >= 1, "trainer.checkpoint.keep_n", "must be >= 1", t.checkpoint.keep_n)
@@ -246,8 +252,23 @@ def _check_model_loss_fit(cfg: DictConfig) -> None:
     instantiate(cfg.loss).check_compatible(model_class.head, cfg.model.name)  # also checks the loss's own values
 
 
+def register_resolvers() -> None:
+    """`${run_id:}`: a short random id, fixed for one launch, that makes run dirs unique.
+
+    Two runs started in the same second would otherwise share `outputs/<exp>/<date>/<HH-MM-SS>`.
+    `use_cache` keeps the value for the launch, and Hydra copies that cache into every job of a
+    multirun (joblib workers included), so all jobs of one sweep agree on its dir.
+    """
+    if not OmegaConf.has_resolver("run_id"):
+        OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True)
+
+
+register_resolvers()  # at import: any process that loads a run config (also sweep workers) can resolve it
+
+
 def register_configs() -> ConfigStore:
     """Store every schema; safe to call more than once."""
+    register_resolvers()
     cs = ConfigStore.instance()
     cs.store(name="_train_schema", node=TrainingConfig)
     cs.store(group="optimizer", name="_adam_schema", node=AdamConfig)

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from runner.cli import hydra_output_dir, write_job_status
 from runner.data import build_data_loaders
 from runner.errors import instantiate
-from runner.training.distributed import distributed_context
+from runner.training.distributed import broadcast_object, distributed_context
 from runner.training.utils import resolve_device, setup_training_environment
 
 log = logging.getLogger("runner")
@@ -20,7 +20,11 @@ log = logging.getLogger("runner")
 def train(cfg: DictConfig) -> dict[str, Any]:
     with distributed_context(cfg.device.name) as (rank, world_size, device_name):
         device = resolve_device(device_name)
-        output_dir = setup_training_environment(cfg, hydra_output_dir() or Path(cfg.paths.output_root) / cfg.experiment_name)
+        output_dir = broadcast_object(hydra_output_dir() or Path(cfg.paths.output_root) / cfg.experiment_name)
+        setup_training_environment(cfg, output_dir, create_dirs=rank == 0)
+        if world_size > 1:
+            log.info("DDP: %d processes, per-process batch %d, global batch %d", world_size, cfg.data.batch_size,
+                     cfg.data.batch_size * world_size * cfg.trainer.accumulate_grad_batches)
         train_loader, val_loader, extra_val_loaders = build_data_loaders(cfg.data, seed=cfg.seed, rank=rank,
                                                                          world_size=world_size)
         model = instantiate(cfg.model)

@@ -241,10 +241,15 @@ def seed_worker(worker_id: int) -> None:
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, seed: int = 0,
                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, max_length: int = 8,
                 drop_last: bool = False) -> DataLoader:
-    """A DataLoader with the batch contract, seeded shuffling and (world_size > 1) a DistributedSampler."""
+    """A DataLoader with the batch contract, seeded shuffling and (world_size > 1) a DistributedSampler.
+
+    Shuffled generated data uses a DistributedSampler even in one process: its permutation depends
+    only on (seed, epoch), so N processes with batch b see, step for step, the same samples as one
+    process with batch N*b — the property that makes a DDP run comparable to a single-process run.
+    """
     generator = torch.Generator().manual_seed(seed)
     sampler: Optional[Sampler] = None
-    if world_size > 1:
+    if world_size > 1 or (shuffle and not isinstance(dataset, OnTheFlyDataset)):
         sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
                                      drop_last=drop_last)
     if isinstance(dataset, OnTheFlyDataset):

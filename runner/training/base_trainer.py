@@ -34,6 +34,7 @@ from tqdm.auto import tqdm
 from runner.data.dataset import set_loader_epoch
 from runner.errors import CheckpointError, UserError, instantiate
 from runner.training.checkpoint import CheckpointManager, build_checkpoint, git_commit, load_checkpoint
+from runner.training.distributed import any_rank
 from runner.training.early_stopping import EarlyStopping
 from runner.training.utils import resolve_amp
 
@@ -48,6 +49,14 @@ class TrainingInterrupted(UserError):
 
 class NonFiniteLossError(UserError):
     """Too many consecutive NaN/Inf losses."""
+
+
+class OutOfMemory(UserError):
+    """The device ran out of memory; the message names the settings that lower it."""
+
+
+class RunDirInUse(UserError):
+    """A fresh run was started in a run dir that already holds another run's checkpoint."""
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -83,7 +92,10 @@ class BaseTrainer(ABC):
 
         self.loss_fn = self._create_loss_function()
         self.metrics = self._create_metrics_calculator()
-        self.optimizer = instantiate(config.optimizer)(self.raw_model.parameters())
+        self.global_batch_size = config.data.batch_size * world_size * self.tcfg.accumulate_grad_batches
+        self.lr = scaled_lr(config.optimizer.lr, self.global_batch_size, self.tcfg.lr_scaling,
+                            self.tcfg.reference_batch_size)
+        self.optimizer = instantiate(config.optimizer, lr=self.lr)(self.raw_model.parameters())
         self.steps_per_epoch = max(1, math.ceil(self._train_batches_per_epoch() / self.tcfg.accumulate_grad_batches))
         self.scheduler = instantiate(config.scheduler)(
             self.optimizer, epochs=self.tcfg.max_epochs, steps_per_epoch=self.steps_per_epoch, mode=self.tcfg.mode)
@@ -133,7 +145,7 @@ class BaseTrainer(ABC):
                                         purge_step=self.global_step if resumed else None)
         start = time.perf_counter()
         stop_reason = "max_epochs"
-        with self._signal_handlers():
+        with self._signal_handlers(), self._out_of_memory_advice():
             while self.epoch < self.tcfg.max_epochs:
                 epoch_start = time.perf_counter()
                 train_stats = self._train_epoch()
@@ -153,13 +165,15 @@ class BaseTrainer(ABC):
                 self._log_epoch(stats, improved)
                 self._save_checkpoint(stats, is_best=improved)
                 elapsed = self.elapsed_before_resume + time.perf_counter() - start
+                out_of_time = self.tcfg.max_time_minutes is not None and elapsed > 60 * self.tcfg.max_time_minutes
+                out_of_time = any_rank(out_of_time, self.device)  # ranks' clocks differ; stop together
                 if should_stop:
                     stop_reason = f"early stopping (no improvement of {self.tcfg.monitor} for {self.early_stopping.wait} epochs)"
                     break
                 if self.tcfg.stop_at is not None and self._reached(monitored, self.tcfg.stop_at):
                     stop_reason = f"{self.tcfg.monitor} reached stop_at={self.tcfg.stop_at}"
                     break
-                if self.tcfg.max_time_minutes is not None and elapsed > 60 * self.tcfg.max_time_minutes:
+                if out_of_time:
                     stop_reason = f"time budget of {self.tcfg.max_time_minutes} min reached"
                     break
         train_time = self.elapsed_before_resume + time.perf_counter() - start
@@ -218,7 +232,12 @@ class BaseTrainer(ABC):
                             img_s=f"{sums['samples'] / max(sums['step_time'], 1e-9):.0f}", refresh=False)
             self.step_in_epoch = batch_index + 1
             tick = time.perf_counter()
-            if self._stop_signal is not None:
+            stop_requested = self._stop_signal is not None
+            if self.world_size > 1:
+                stop_requested = any_rank(stop_requested, self.device)  # every rank saves at the same batch
+                if stop_requested and self._stop_signal is None:
+                    self._stop_signal = signal.SIGTERM
+            if stop_requested:
                 bar.close()
                 self._interrupt(sums)
         bar.close()
@@ -351,6 +370,12 @@ class BaseTrainer(ABC):
     def _resume_path(self) -> Optional[Path]:
         resume = self.config.resume
         if not resume:
+            if self.checkpoints.last_path.is_file():
+                raise RunDirInUse(
+                    f"{self.output_dir} already holds a run (its checkpoint {self.checkpoints.last_path}); a fresh run "
+                    f"here would overwrite it. Continue that run with: python -m runner <same overrides> resume=auto "
+                    f"hydra.run.dir={self.output_dir}. To start a new run, leave out hydra.run.dir (every run gets "
+                    f"its own dir) or point it at an empty folder.")
             return None
         if resume == "auto":
             last = self.checkpoints.last_path
@@ -427,6 +452,23 @@ class BaseTrainer(ABC):
             f"{self.checkpoints.last_path}. Resume exactly where it stopped with: python -m runner <same overrides> "
             f"resume={self.checkpoints.last_path} hydra.run.dir={self.output_dir}")
 
+    @contextmanager
+    def _out_of_memory_advice(self) -> Iterator[None]:
+        """A CUDA out-of-memory error becomes one paragraph naming the knobs, not a traceback."""
+        try:
+            yield
+        except torch.OutOfMemoryError as error:
+            batch, accumulate = self.config.data.batch_size, self.tcfg.accumulate_grad_batches
+            smaller = max(1, batch // 2)
+            raise OutOfMemory(
+                f"out of memory on {self.device} in epoch {self.epoch + 1} with data.batch_size={batch}, "
+                f"trainer.accumulate_grad_batches={accumulate}, device.amp={self.config.device.amp}. Lower "
+                f"data.batch_size; data.batch_size={smaller} trainer.accumulate_grad_batches="
+                f"{accumulate * batch // smaller} keeps the effective batch of {batch * accumulate}. Mixed precision "
+                f"halves activation memory: use device.amp=auto (fp16 on CUDA) if it is off. A smaller model= also "
+                f"helps. Checkpoints of completed epochs are kept in {self.checkpoints.directory}; continue with "
+                f"resume=auto hydra.run.dir={self.output_dir}. ({str(error).splitlines()[0]})") from error
+
     # ------------------------------------------------------------------ end of run
     def _finish(self, stop_reason: str, train_time: float) -> dict[str, Any]:
         restored = self.early_stopping.restore(self.raw_model)
@@ -464,6 +506,16 @@ class BaseTrainer(ABC):
             if self.writer is not None:
                 self.writer.close()
         return results
+
+
+def scaled_lr(lr: float, global_batch_size: int, rule: str, reference_batch_size: int) -> float:
+    """optimizer.lr scaled to the global batch: none, linear (Goyal et al.) or sqrt."""
+    ratio = global_batch_size / reference_batch_size
+    factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
+    if factor != 1.0:
+        log.info("lr scaled %s: %.3g x %.3g (global batch %d / reference %d) = %.3g", rule, lr, factor,
+                 global_batch_size, reference_batch_size, lr * factor)
+    return lr * factor
 
 
 class _ListLoader(list):

@@ -173,11 +173,13 @@ class CheckpointManager:
         return self.directory / "best.pt"
 
     def save(self, payload: dict, *, epoch: int, is_best: bool) -> list[Path]:
-        """Save the epoch's checkpoint where the policy asks; returns the paths written."""
+        """Save the epoch's checkpoint where the policy asks; returns the paths written.
+
+        last.pt is written last: it is what resume reads, so a kill between two writes resumes
+        from the previous last.pt and replays the epoch, rewriting best.pt and the snapshot too.
+        """
+        self._remove_stale_temp_files()
         written = []
-        if self.save_last:
-            atomic_save(payload, self.last_path)
-            written.append(self.last_path)
         if is_best:
             # the best file does not need the resume state: keep it small and inference-only
             atomic_save({**payload, "training_state": None}, self.best_path)
@@ -187,7 +189,16 @@ class CheckpointManager:
             atomic_save(payload, path)
             written.append(path)
             self._prune()
+        if self.save_last:
+            atomic_save(payload, self.last_path)
+            written.append(self.last_path)
         return written
+
+    def _remove_stale_temp_files(self) -> None:
+        """Temp files of a save that was killed (kill -9, power loss); this run is the dir's only writer."""
+        for stale in self.directory.glob(".*.pt.*.tmp"):
+            stale.unlink(missing_ok=True)
+            log.debug("removed %s left by an interrupted save", stale)
 
     def snapshots(self) -> list[Path]:
         pattern = re.compile(r"epoch_(\d+)\.pt$")

@@ -66,16 +66,21 @@ def parallel_jobs() -> int:
 
 def configure_threads(num_threads: Optional[int]) -> int:
     """Set torch intra-op threads; parallel jobs split the cores so they never oversubscribe."""
+    jobs = parallel_jobs()
     if num_threads is None:
-        num_threads = max(1, (os.cpu_count() or 1) // parallel_jobs())
+        num_threads = max(1, (os.cpu_count() or 1) // jobs)
     torch.set_num_threads(num_threads)
+    log.info("torch threads: %d (%d cores shared by %d parallel jobs)", torch.get_num_threads(), os.cpu_count() or 1,
+             jobs)
     return num_threads
 
 
-def setup_training_environment(config: DictConfig, output_dir: Optional[str | Path] = None) -> Path:
+def setup_training_environment(config: DictConfig, output_dir: Optional[str | Path] = None,
+                               create_dirs: bool = True) -> Path:
     """Validate the config, seed, set threads and determinism, and create the run's output dirs.
 
-    Returns the run's output dir (Hydra's run dir when called under Hydra).
+    Returns the run's output dir (Hydra's run dir when called under Hydra). `create_dirs=False`
+    on DDP ranks > 0, which write nothing.
     """
     from runner.config import validate
 
@@ -83,8 +88,9 @@ def setup_training_environment(config: DictConfig, output_dir: Optional[str | Pa
     if output_dir is None:
         output_dir = Path(OmegaConf.select(config, "paths.output_root") or "outputs") / config.experiment_name
     output_dir = Path(output_dir)
-    (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (output_dir / "tensorboard").mkdir(parents=True, exist_ok=True)
+    if create_dirs:
+        (output_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (output_dir / "tensorboard").mkdir(parents=True, exist_ok=True)
     configure_threads(config.device.num_threads)
     seed_everything(config.seed)
     if config.device.deterministic:
