@@ -507,17 +507,23 @@ def write_evaluation(metrics: OCRMetrics, output_dir: Path, context: dict[str, A
 
 
 # --------------------------------------------------------------------------- export
-def rendered_images(count: int, height: int, width: int, max_length: int, seed: int = 0,
-                    augment: Optional[AugmentConfig] = None) -> tuple[torch.Tensor, list[str]]:
-    """`count` freshly rendered, preprocessed samples [count, 1, H, W] and their labels."""
+def render_images(count: int, max_length: int = 8, seed: int = 0,
+                  augment: Optional[AugmentConfig] = None) -> list[tuple[Image.Image, str]]:
+    """`count` freshly rendered (image, label) pairs, drawn like the training data (light augmentation)."""
     fonts = data_fonts(DataConfig())
     augment = augment or AugmentConfig()
-    images, labels = [], []
+    samples = []
     for index in range(count):
         image, spec = render_sample(sample_key(seed, "inference_check", index), fonts, augment, 1, max_length)
-        images.append(preprocess_image(image, height, width))
-        labels.append(spec.text)
-    return torch.stack(images), labels
+        samples.append((image, spec.text))
+    return samples
+
+
+def rendered_images(count: int, height: int, width: int, max_length: int, seed: int = 0,
+                    augment: Optional[AugmentConfig] = None) -> tuple[torch.Tensor, list[str]]:
+    """`count` rendered samples preprocessed to [count, 1, height, width], and their labels."""
+    samples = render_images(count, max_length, seed, augment)
+    return torch.stack([preprocess_image(image, height, width) for image, _ in samples]), [t for _, t in samples]
 
 
 @dataclass
