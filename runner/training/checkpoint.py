@@ -111,10 +111,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        # torch's first line suggests weights_only=False, the very thing that would run the file's code:
+        # report the line that names the refused object instead
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = next((line for line in lines if "GLOBAL" in line or "Unsupported" in line), lines[-1] if lines else "")
         raise CheckpointError(
             f"{path} was refused by the safe loader (it contains pickled objects other than tensors and plain "
             f"values, so loading it could run code). Only load checkpoints written by khmer-digits-ocr. "
-            f"Detail: {str(error).splitlines()[0]}") from error
+            f"Detail: {detail}") from error
     except Exception as error:  # torch raises RuntimeError, EOFError, KeyError... for non-checkpoint bytes
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated or not a torch file: {str(error).splitlines()[0]}). "
