@@ -14,6 +14,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+import runner.config  # noqa: F401  (registers the ${run_id:} resolver used in the run dir)
 from runner.data.config import GenerateConfig, register_data_configs
 from runner.data.generate import ensure_generated_dataset, resolve_path, write_dataset
 from runner.errors import DataError, exit_on_user_error

@@ -122,7 +122,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except Exception as error:  # torch raises RuntimeError, EOFError, KeyError... for non-checkpoint bytes
         raise CheckpointError(
             f"{path} is not a readable checkpoint (truncated or not a torch file: {str(error).splitlines()[0]}). "
-            f"Use another checkpoint of the run, e.g. checkpoints/last.pt or checkpoints/epoch_NNN.pt.") from error
+            f"Use another checkpoint of the run (checkpoints/best.pt, last.pt or epoch_NNN.pt, whichever is "
+            f"intact).") from error
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a khmer-digits-ocr checkpoint (no '{FORMAT}' marker); "
                               f"it may be a bare state_dict or another project's file.")
