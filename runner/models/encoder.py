@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar, Sequence
 
 import torch
+from omegaconf import ListConfig
 from torch import nn
 
 from runner.errors import ConfigError
@@ -78,7 +79,7 @@ class SequenceEncoder(nn.Module):
 
 def _plain(value: Any) -> Any:
     """ListConfig/tuples -> lists so config_dict() survives torch.load(weights_only=True)."""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "ListConfig":
+    if isinstance(value, (list, tuple, ListConfig)):
         return [_plain(item) for item in value]
     return value
 
