@@ -44,6 +44,18 @@ generate: $(STAMP)  ## Write a dataset to data.dir (python -m runner.generate)
 samples: $(STAMP)  ## Write a grid of generated samples to outputs/samples.png
 	$(PY) -m runner.data.samples $(ARGS)
 
+sweep-lr: $(STAMP)  ## Multirun optimizer.lr=1e-3,3e-4,1e-4 on the default model; summary.md in the sweep dir
+	$(PY) -m runner -m optimizer.lr=1e-3,3e-4,1e-4 $(ARGS)
+
+compare-losses: $(STAMP)  ## Sweep preset: crossentropy/focal x label smoothing 0/0.1 on the quick data (4 jobs)
+	$(PY) -m runner experiment=compare_losses $(ARGS)
+
+compare-models: $(STAMP)  ## Sweep preset: every model preset with its default loss on the quick data (5 jobs)
+	$(PY) -m runner experiment=compare_models $(ARGS)
+
+search-lr: $(STAMP)  ## Optuna TPE search over lr (log), weight decay, label smoothing (8 trials; pip extra `sweep`)
+	$(PY) -m runner hparams_search=lr_optuna $(ARGS)
+
 tensorboard: $(STAMP)  ## Open TensorBoard over every run in outputs/
 	$(VENV)/bin/tensorboard --logdir outputs --bind_all
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from runner.errors import UserError, format_user_error
 
@@ -50,13 +50,30 @@ def write_job_status(status: str, error: str | None = None, **extra: Any) -> Non
     (out / "job_status.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
+def failed_job_value() -> Any:
+    """What a failed multirun job returns: NaN, or under the optuna sweeper the worst value.
+
+    hydra-optuna-sweeper (optuna 2.x) aborts the whole study when a trial returns NaN; -inf when
+    maximizing (+inf when minimizing) keeps the search going and steers it away from that region.
+    """
+    sweeper = HydraConfig.get().sweeper if HydraConfig.initialized() else {}
+    if "optuna" not in str(sweeper.get("_target_", "")):
+        return math.nan
+    direction = sweeper.get("direction")
+
+    def worst(one_direction: Any) -> float:
+        return -math.inf if "max" in str(one_direction).lower() else math.inf
+
+    return [worst(d) for d in direction] if isinstance(direction, (list, ListConfig)) else worst(direction)
+
+
 def entry_point(task: F) -> F:
     """Wrap a Hydra task so failures are one clear paragraph, never a wall of traceback.
 
     Single run: a UserError prints its message and exits with its code (2 by default); other
     exceptions propagate as usual. Multirun: any failure is logged with its traceback to the
-    job's log, recorded in job_status.json, and the job returns NaN, so the remaining jobs run
-    and the sweep summary lists it as a failed row (the sweep then exits non-zero).
+    job's log, recorded in job_status.json, and the job returns `failed_job_value()`, so the
+    remaining jobs run and the sweep summary lists it as a failed row (the sweep then exits non-zero).
     HYDRA_FULL_ERROR=1 re-raises everything untouched.
     """
 
@@ -77,7 +94,7 @@ def entry_point(task: F) -> F:
                 raise
             if in_multirun() and isinstance(error, Exception):
                 log.error("job failed: %s", message, exc_info=not isinstance(error, UserError))
-                return math.nan
+                return failed_job_value()
             if isinstance(error, UserError):
                 log.debug("user error", exc_info=True)
                 print(format_user_error(error), file=sys.stderr)

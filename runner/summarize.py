@@ -39,29 +39,55 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: (len(p.parts), int(p.name) if p.name.isdigit() else math.inf, str(p)))
 
 
+def _finite(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
 def job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
-    overrides = OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")
+    """One job's row; accuracy, CER and epoch are those of its best (monitored) epoch."""
+    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
     status = _read_json(job_dir / "job_status.json")
     metrics = _read_json(job_dir / "metrics.json")
-    final = metrics.get("final_metrics", {})
+    at_best = metrics.get("best_epoch_metrics") or metrics.get("final_metrics", {})
     state = status.get("status") or ("completed" if metrics else "unknown")
     if state == "running":
         state = "interrupted"  # a job that was killed never got to write its final status
     error = (status.get("error") or "").replace("\n", " ")
     return {
         "job": str(job_dir.relative_to(sweep_dir)),
-        "overrides": " ".join(str(o) for o in overrides),
+        "overrides": " ".join(overrides),
         "status": state,
-        "best_val_seq_accuracy": metrics.get("best_metric") if metrics.get("monitor") == "val/seq_accuracy"
-        else final.get("val/seq_accuracy"),
-        "val_cer": final.get("val/cer"),
+        "best_val_seq_accuracy": _finite(metrics.get("best_metric") if metrics.get("monitor") == "val/seq_accuracy"
+                                         else at_best.get("val/seq_accuracy")),
+        "val_cer": _finite(at_best.get("val/cer")),
         "best_epoch": metrics.get("best_epoch"),
         "epochs": metrics.get("epochs_completed"),
         "wall_time_s": round(status["wall_time_s"], 1) if "wall_time_s" in status else None,
         "error": error[:300],
         "output_dir": str(job_dir),
         "_history": metrics.get("history", []),
+        "_overrides": overrides,
     }
+
+
+def _common_overrides(rows: list[dict]) -> list[str]:
+    """Overrides every job shares (only with 2+ jobs): stated once, so each row shows what differs."""
+    if len(rows) < 2:
+        return []
+    return [o for o in rows[0]["_overrides"] if all(o in row["_overrides"] for row in rows[1:])]
+
+
+def _short(override: str) -> str:
+    """`optimizer.lr=0.00024156772025296256` → `optimizer.lr=0.0002416` (optuna's samples, for reading)."""
+    key, _, value = override.partition("=")
+    try:
+        return f"{key}={float(value):.4g}" if len(value) > 8 and not value.lstrip("-").isdigit() else override
+    except ValueError:
+        return override
+
+
+def _differing_overrides(row: dict, common: list[str]) -> str:
+    return " ".join(_short(o) for o in row["_overrides"] if o not in common) or "(defaults)"
 
 
 def _sort_key(row: dict) -> tuple:
@@ -83,8 +109,9 @@ def summarize(sweep_dir: str | Path) -> list[dict[str, Any]]:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    (sweep_dir / "summary.md").write_text(_markdown(rows, sweep_dir), encoding="utf-8")
-    _plot(rows, sweep_dir / "summary.png")
+    common = _common_overrides(rows)
+    (sweep_dir / "summary.md").write_text(_markdown(rows, sweep_dir, common), encoding="utf-8")
+    _plot(rows, sweep_dir / "summary.png", common)
     return rows
 
 
@@ -96,33 +123,43 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
-def _markdown(rows: list[dict], sweep_dir: Path) -> str:
+def _markdown(rows: list[dict], sweep_dir: Path, common: list[str]) -> str:
     failed = sum(row["status"] != "completed" for row in rows)
-    lines = [f"# Sweep summary: {sweep_dir}", "", f"{len(rows)} jobs, {failed} not completed. Sorted best first "
-             f"by best validation sequence accuracy.", "",
-             "| rank | job | overrides | status | best val seq acc | val CER | best epoch | wall time (s) | error |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"# Sweep summary: {sweep_dir}", "",
+             f"{len(rows)} jobs, {failed} not completed. Sorted best first by best validation sequence accuracy; "
+             f"CER and epoch are those of each job's best epoch. Output dirs are relative to the sweep dir.", ""]
+    if common:
+        lines += [f"Overrides common to every job: `{' '.join(common)}`", ""]
+    lines += ["| rank | overrides | status | best val seq acc | val CER | best epoch | epochs | wall time (s) | "
+              "output dir | error |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
     for rank, row in enumerate(rows, start=1):
-        lines.append(f"| {rank} | {row['job']} | `{row['overrides'] or '(defaults)'}` | {row['status']} | "
+        lines.append(f"| {rank} | `{_differing_overrides(row, common)}` | {row['status']} | "
                      f"{_fmt(row['best_val_seq_accuracy'])} | {_fmt(row['val_cer'])} | {_fmt(row['best_epoch'])} | "
-                     f"{_fmt(row['wall_time_s'], 1)} | {row['error'].replace('|', '/') or ''} |")
+                     f"{_fmt(row['epochs'])} | {_fmt(row['wall_time_s'], 1)} | {row['job']}/ | "
+                     f"{row['error'].replace('|', '/')} |")
     return "\n".join(lines) + "\n"
 
 
-def _plot(rows: list[dict], path: Path) -> None:
+def _plot(rows: list[dict], path: Path, common: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MultipleLocator
 
     figure, ax = plt.subplots(figsize=(7, 4.2))
     for row in rows:
         history = row["_history"]
         if history:
             ax.plot([h["epoch"] for h in history], [h.get("val/seq_accuracy", math.nan) for h in history], marker="o",
-                    markersize=3, label=f"{row['job']}: {row['overrides'][:40] or 'defaults'}")
+                    markersize=3, label=f"{row['job']}: {_differing_overrides(row, common)[:60]}")
     ax.set_xlabel("epoch")
+    last_epoch = max((h["epoch"] for row in rows for h in row["_history"]), default=1)
+    ax.set_xlim(0.5, last_epoch + 0.5)
+    ax.xaxis.set_major_locator(MultipleLocator(max(1, math.ceil(last_epoch / 10))))
     ax.set_ylabel("validation sequence accuracy")
+    ax.set_ylim(-0.02, 1.02)
     ax.set_title("Validation sequence accuracy per epoch")
     ax.grid(alpha=0.3)
     if ax.lines:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from runner.data.generate import default_workers as available_cores  # CPU affinity: a SLURM allocation, taskset
 from runner.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,10 @@ def seed_everything(seed: int) -> None:
 
 
 def parallel_jobs() -> int:
-    """How many jobs share this machine: the joblib launcher's n_jobs under a parallel multirun."""
+    """How many jobs share this machine's cores in a parallel multirun on it.
+
+    joblib: its n_jobs; submitit_local starts every job at once, like n_jobs=-1.
+    """
     from hydra.core.hydra_config import HydraConfig
 
     if os.environ.get("KHMER_OCR_PARALLEL_JOBS"):
@@ -57,10 +61,14 @@ def parallel_jobs() -> int:
     if not HydraConfig.initialized():
         return 1
     launcher = HydraConfig.get().launcher
-    if "joblib" not in str(launcher.get("_target_", "")):
+    target = str(launcher.get("_target_", ""))
+    if "joblib" in target:
+        n_jobs = int(launcher.get("n_jobs") or 1)
+    elif target.endswith("submitit_launcher.LocalLauncher"):
+        n_jobs = -1
+    else:
         return 1
-    n_jobs = int(launcher.get("n_jobs") or 1)
-    cores = os.cpu_count() or 1
+    cores = available_cores()
     return cores if n_jobs < 0 else max(1, min(n_jobs, cores))
 
 
@@ -68,9 +76,9 @@ def configure_threads(num_threads: Optional[int]) -> int:
     """Set torch intra-op threads; parallel jobs split the cores so they never oversubscribe."""
     jobs = parallel_jobs()
     if num_threads is None:
-        num_threads = max(1, (os.cpu_count() or 1) // jobs)
+        num_threads = max(1, available_cores() // jobs)
     torch.set_num_threads(num_threads)
-    log.info("torch threads: %d (%d cores shared by %d parallel jobs)", torch.get_num_threads(), os.cpu_count() or 1,
+    log.info("torch threads: %d (%d cores shared by %d parallel jobs)", torch.get_num_threads(), available_cores(),
              jobs)
     return num_threads
 
