@@ -1,0 +1,474 @@
+"""Training speed: the runner's loop against a bare PyTorch loop, tuning options, time to a target accuracy.
+
+    python benchmarks/bench_training.py                      # overhead ratio (runner vs bare loop)
+    python benchmarks/bench_training.py --tuning             # + every tuning option vs the default
+    python benchmarks/bench_training.py --time-to 0.99       # + a default training run until 99% val seq accuracy
+
+What is timed (images/s of training steps only: no validation, no checkpoints):
+  runner      `OCRTrainer._train_epoch()` with `trainer.limit_train_batches=N`: the whole loop as `python -m
+              runner` runs it (autocast, clipping, scheduler, per-batch accuracy, progress bookkeeping)
+  bare loop   `for batch in loader: forward, loss, backward, step` over the same DataLoader, model, loss,
+              optimizer class, autocast dtype and threads, with nothing else
+Both run the same N batches (epoch 0 of the same shuffled order), timed as wall clock around the whole
+pass. On a shared machine the load drifts by the minute, so measurements alternate (A B A B ..., or a
+round robin over every tuning option) and the ratios use medians: drift hits both sides alike.
+
+`measure_overhead`, `measure_tuning` and `time_to_accuracy` return plain dicts for `make bench`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import itertools
+import logging
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from runner.config import compose_config
+from runner.data.config import as_data_config
+from runner.data.dataset import ImageListDataset, build_datasets, collate_batch, make_loader, set_loader_epoch
+from runner.data.generate import ensure_generated_dataset
+from runner.errors import instantiate
+from runner.training.utils import resolve_amp, setup_training_environment
+
+log = logging.getLogger("bench")
+
+# What section 5 compares with the default config: (name, overrides, note). Every option is one override
+# of the shipped config, except width bucketing, which the runner does not have (see BucketBatchSampler).
+TUNING_OPTIONS: list[tuple[str, list[str], str]] = [
+    ("default", [], "amp=auto (bf16 autocast on CPU), all cores, data.num_workers=0, pre-rendered data cached in memory"),
+    ("fp32", ["device.amp=off"], "device.amp=off"),
+    ("channels_last", ["device.channels_last=true"], "device.channels_last=true"),
+    ("torch.compile", ["device.compile=true"], "device.compile=true (inductor); compile time excluded"),
+    ("1 thread", ["device.num_threads=1"], "device.num_threads=1"),
+    ("1 loader worker", ["data.num_workers=1"], "data.num_workers=1 (prefetch_factor 2)"),
+    ("2 loader workers", ["data.num_workers=2"], "data.num_workers=2 (prefetch_factor 2)"),
+    ("on-the-fly data", ["data=onthefly"], "data=onthefly: fresh renders every epoch, 1 worker"),
+    ("width bucketing", ["+bucketing"], "batches of similar text width, cropped to the widest (bench-only)"),
+]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+# --------------------------------------------------------------------------- building the runner's pieces
+@dataclass
+class TrainingSetup:
+    """One configuration ready to run N training batches through the runner or a bare loop."""
+
+    name: str
+    cfg: Any
+    trainer: Any
+    loader: Any
+    note: str = ""
+    warmup_s: float = 0.0
+    runner_rates: list[float] = field(default_factory=list)
+    bare_rates: list[float] = field(default_factory=list)
+    runner_cpu_rates: list[float] = field(default_factory=list)  # images per CPU-second of this process
+    bare_cpu_rates: list[float] = field(default_factory=list)
+    data_wait: list[float] = field(default_factory=list)
+    _bare: Optional[tuple[Any, Any, Any]] = None
+
+    def run_runner(self) -> float:
+        """Images/s of one `_train_epoch` over `limit_train_batches` batches (wall clock)."""
+        self.trainer.step_in_epoch = 0  # `train()` resets it after every epoch; the epoch stays 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        stats = self.trainer._train_epoch()
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        images = self.trainer._train_batches_per_epoch() * self.cfg.data.batch_size  # every batch is full
+        rate = images / elapsed
+        self.runner_rates.append(rate)
+        self.runner_cpu_rates.append(images / cpu)
+        self.data_wait.append(stats["train/data_wait_fraction"])
+        return rate
+
+    def run_bare(self) -> float:
+        """Images/s of a plain loop over the same batches with the same model (wall clock)."""
+        model, optimizer, loss_fn = self._bare_parts()
+        batches = self.trainer._train_batches_per_epoch()
+        autocast = self.trainer._autocast
+        model.train()
+        if isinstance(self.loader, DataLoader):
+            set_loader_epoch(self.loader, 0)
+        if getattr(self.loader, "generator", None) is not None:
+            self.loader.generator.manual_seed(self.cfg.seed * 1_000_003)  # the order the runner's epoch 0 sees
+        samples = 0
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for batch in itertools.islice(self.loader, batches):
+            with autocast():
+                logits = model(batch["images"], batch["targets"])
+                loss = loss_fn(logits, batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            samples += batch["images"].shape[0]
+        rate = samples / (time.perf_counter() - started)
+        self.bare_rates.append(rate)
+        self.bare_cpu_rates.append(samples / (time.process_time() - cpu_started))
+        return rate
+
+    def _bare_parts(self) -> tuple[Any, Any, Any]:
+        if self._bare is None:
+            model = self.trainer.model  # the same module the runner trains (compiled when device.compile)
+            optimizer = instantiate(self.cfg.optimizer, lr=self.trainer.lr)(self.trainer.raw_model.parameters())
+            loss_fn = instantiate(self.cfg.loss)
+            loss_fn.bind(self.trainer.raw_model)
+            self._bare = (model, optimizer, loss_fn)
+        return self._bare
+
+
+class BucketBatchSampler(Sampler):
+    """Shuffled full batches of similar text width: chunks of `chunk_batches` batches are sorted by width.
+
+    Collated with `crop_collate`, a batch is cut to its widest image, so short numbers cost fewer
+    CNN columns and LSTM steps. The order depends only on (seed, epoch).
+    """
+
+    def __init__(self, widths: np.ndarray, batch_size: int, seed: int, chunk_batches: int = 16):
+        self.widths, self.batch_size, self.seed, self.chunk_batches = widths, batch_size, seed, chunk_batches
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def batches(self) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(len(self.widths))
+        chunk = self.batch_size * self.chunk_batches
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = order[start:start + chunk]
+            part = part[np.argsort(self.widths[part], kind="stable")]
+            batches.extend(part[i:i + self.batch_size].tolist()
+                           for i in range(0, len(part) - self.batch_size + 1, self.batch_size))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches())
+
+    def __len__(self) -> int:
+        chunk = self.batch_size * self.chunk_batches
+        full, rest = divmod(len(self.widths), chunk)
+        return full * self.chunk_batches + rest // self.batch_size
+
+
+def content_widths(dataset: ImageListDataset) -> np.ndarray:
+    """Columns up to the last non-background pixel of every (cached) image: text sits at the left."""
+    ink = dataset.cache.any(axis=1)  # [N, W]
+    width = dataset.cache.shape[2]
+    return np.where(ink.any(axis=1), width - np.argmax(ink[:, ::-1], axis=1), 1)
+
+
+def crop_collate(samples: Sequence[dict], max_length: int, min_width: int = 32, multiple: int = 4) -> dict:
+    batch = collate_batch(samples, max_length)
+    columns = batch["images"].amax(dim=(0, 1, 2)) > 0
+    used = int(columns.nonzero().max()) + 1 if columns.any() else min_width
+    width = min(batch["images"].shape[-1], max(min_width, math.ceil(used / multiple) * multiple))
+    batch["images"] = batch["images"][..., :width].contiguous()
+    return batch
+
+
+def bucketing_loader(dataset: ImageListDataset, cfg: Any, seed: int) -> DataLoader:
+    sampler = BucketBatchSampler(content_widths(dataset), cfg.data.batch_size, seed)
+    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
+                      collate_fn=functools.partial(crop_collate, max_length=cfg.data.max_length))
+
+
+class SetupFactory:
+    """Builds `TrainingSetup`s from config overrides, sharing the (large) datasets between them."""
+
+    def __init__(self, batches: int, output_dir: Path, base_overrides: Sequence[str] = ()):
+        self.batches, self.output_dir = batches, Path(output_dir)
+        self.base_overrides = list(base_overrides)
+        self._datasets: dict[str, dict[str, Dataset]] = {}
+
+    def datasets(self, cfg: Any) -> dict[str, Dataset]:
+        data_cfg = as_data_config(cfg.data)
+        key = data_cfg.kind
+        if key not in self._datasets:
+            datasets = build_datasets(data_cfg, data_cfg.seed if data_cfg.seed is not None else cfg.seed)
+            train = datasets["train"]
+            if isinstance(train, ImageListDataset) and train.cache is not None:
+                started = time.perf_counter()
+                for index in range(len(train)):  # decode every PNG once: timings see the steady state
+                    train.pixels(index)
+                log.info("decoded %d training images into memory in %.1f s", len(train), time.perf_counter() - started)
+            self._datasets[key] = datasets
+        return self._datasets[key]
+
+    def build(self, name: str, overrides: Sequence[str], note: str = "") -> TrainingSetup:
+        bucketing = "+bucketing" in overrides
+        overrides = [o for o in overrides if o != "+bucketing"]
+        cfg = compose_config("train", [*self.base_overrides, *overrides,
+                                       f"paths.output_root={self.output_dir}", "trainer.progress_bar=false"])
+        setup_training_environment(cfg, self.output_dir / "runs", create_dirs=False)
+        datasets = self.datasets(cfg)
+        if bucketing:
+            loader = bucketing_loader(datasets["train"], cfg, cfg.seed)
+        else:
+            loader = make_loader(datasets["train"], cfg.data.batch_size, True, cfg.data.num_workers, cfg.seed,
+                                 max_length=cfg.data.max_length)
+        val = make_loader(datasets["val"], cfg.data.batch_size, False, 0, cfg.seed, max_length=cfg.data.max_length)
+        model = instantiate(cfg.model)
+        trainer = instantiate(cfg.trainer)(model=model, train_loader=loader, val_loader=val, config=cfg,
+                                           device="cpu", output_dir=self.output_dir / "runs",
+                                           limit_train_batches=self.batches,
+                                           max_epochs=100_000)  # the LR schedule must outlast every repeat
+        setup = TrainingSetup(name, cfg, trainer, loader, note)
+        started = time.perf_counter()
+        trainer.step_in_epoch = 0
+        saved = trainer.tcfg.limit_train_batches
+        trainer.tcfg.limit_train_batches = 2  # warm-up: oneDNN primitives, workers, torch.compile
+        trainer._train_epoch()
+        trainer.tcfg.limit_train_batches = saved
+        setup.warmup_s = time.perf_counter() - started
+        return setup
+
+
+def _alternate(first: Callable[[], float], second: Callable[[], float], rounds: int) -> None:
+    """A B B A A B ...: each side runs first half the time, so a steady drift in load cancels too."""
+    for round_index in range(rounds):
+        pair = (first, second) if round_index % 2 == 0 else (second, first)
+        for run in pair:
+            run()
+
+
+# --------------------------------------------------------------------------- section 1: runner vs bare loop
+def measure_overhead(batches: int = 1, rounds: int = 30, output_dir: Optional[Path] = None,
+                     factory: Optional[SetupFactory] = None) -> dict[str, Any]:
+    """Runner `_train_epoch` vs a bare loop on the default config; ratio of median images/s."""
+    with _output_dir(output_dir) as folder:
+        factory = factory or SetupFactory(batches, folder)
+        setup = factory.build("default", [])
+        setup.run_bare()  # the bare loop's own optimizer state (AdamW moments) is allocated here, untimed
+        setup.bare_rates.clear()
+        _alternate(setup.run_runner, setup.run_bare, rounds)
+    runner, bare = median(setup.runner_rates), median(setup.bare_rates)
+    pairs = [r / b for r, b in zip(setup.runner_rates, setup.bare_rates)]
+    cpu_ratio = median(setup.runner_cpu_rates) / median(setup.bare_cpu_rates)
+    amp = resolve_amp(setup.cfg.device.amp, torch.device("cpu"))
+    return {"runner_images_per_s": runner, "bare_images_per_s": bare, "ratio": runner / bare, "cpu_ratio": cpu_ratio,
+            "runner_images_per_cpu_s": median(setup.runner_cpu_rates), "bare_images_per_cpu_s": median(setup.bare_cpu_rates),
+            "pair_ratios": pairs, "runner_rates": setup.runner_rates, "bare_rates": setup.bare_rates,
+            "data_wait_fraction": median(setup.data_wait), "batches": batches, "rounds": rounds,
+            "batch_size": setup.cfg.data.batch_size, "model": setup.cfg.model.name,
+            "threads": torch.get_num_threads(), "amp": str(amp).replace("torch.", "") if amp else "fp32",
+            "num_workers": setup.cfg.data.num_workers}
+
+
+def overhead_markdown(result: dict[str, Any]) -> str:
+    rates = lambda values: ", ".join(f"{v:.0f}" for v in values)  # noqa: E731
+    pairs = result["pair_ratios"]
+    verdict = "meets" if result["ratio"] >= 0.95 else "misses"
+    return "\n".join([
+        f"Model `{result['model']}`, batch {result['batch_size']}, {result['threads']} threads, autocast "
+        f"{result['amp']} on both sides, data.num_workers={result['num_workers']}; {result['rounds']} alternating "
+        f"rounds of {result['batches']} batch(es) each (the same batches every time).", "",
+        "| loop | images/s (median) | images per CPU-second (median) | every measurement (images/s) |",
+        "|---|---:|---:|---|",
+        f"| runner (`OCRTrainer._train_epoch`) | {result['runner_images_per_s']:.1f} | "
+        f"{result['runner_images_per_cpu_s']:.1f} | {rates(result['runner_rates'])} |",
+        f"| bare PyTorch loop | {result['bare_images_per_s']:.1f} | {result['bare_images_per_cpu_s']:.1f} | "
+        f"{rates(result['bare_rates'])} |",
+        f"| **ratio runner / bare** | **{result['ratio']:.3f}** | {result['cpu_ratio']:.3f} | per round "
+        f"{min(pairs):.2f}–{max(pairs):.2f}; target ≥ 0.95: {verdict} |",
+        "", "Images per CPU-second (this process's CPU time: both sides load data in-process) barely move with "
+        "the machine's load, so on a busy machine they are the steadier estimate of the overhead.",
+        f"The runner's share of step time waiting for data in these epochs: {result['data_wait_fraction']:.1%}."])
+
+
+# --------------------------------------------------------------------------- section 5: tuning options
+def measure_tuning(options: Sequence[tuple[str, list[str], str]] = TUNING_OPTIONS, batches: int = 8,
+                   rounds: int = 3, output_dir: Optional[Path] = None) -> list[dict[str, Any]]:
+    """Runner images/s of every option, measured round robin; ratios against the first option (default)."""
+    with _output_dir(output_dir) as folder:
+        factory = SetupFactory(batches, folder)
+        setups: list[TrainingSetup] = []
+        failed: list[dict[str, Any]] = []
+        for name, overrides, note in options:
+            try:
+                setups.append(factory.build(name, overrides, note))
+                log.info("tuning: built %s (warm-up %.1f s)", name, setups[-1].warmup_s)
+            except Exception as error:  # an option that cannot run here (no compiler, ...) is a result too
+                log.warning("tuning option %s failed: %s", name, error)
+                failed.append({"option": name, "note": f"failed: {str(error).splitlines()[0][:160]}"})
+        for round_index in range(rounds):
+            shift = round_index % len(setups)  # rotate who goes first: position in the round should not matter
+            for setup in setups[shift:] + setups[:shift]:
+                setup.run_runner()
+            log.info("tuning round %d/%d done", round_index + 1, rounds)
+        rows = []
+        baseline = median(setups[0].runner_rates)
+        for setup in setups:
+            rate = median(setup.runner_rates)
+            note = setup.note
+            if setup.name == "torch.compile":
+                note += f" (compile + 2 warm-up batches: {setup.warmup_s:.0f} s)"
+            if isinstance(setup.loader.batch_sampler, BucketBatchSampler):
+                note += f"; mean batch width {mean_batch_width(setup.loader):.0f} of {setup.cfg.data.image_width} px"
+            rows.append({"option": setup.name, "images_per_s": rate, "ratio": rate / baseline,
+                         "data_wait_fraction": median(setup.data_wait), "rates": list(setup.runner_rates),
+                         "note": note})
+        del setups  # persistent loader workers exit with their loaders
+    return rows + failed
+
+
+def mean_batch_width(loader: DataLoader) -> float:
+    sampler = loader.batch_sampler
+    widths = [sampler.widths[batch].max() for batch in sampler.batches()]
+    return float(np.mean([min(loader.dataset.image_width, max(32, math.ceil(w / 4) * 4)) for w in widths]))
+
+
+def tuning_verdict(ratio: float) -> str:
+    if math.isnan(ratio):
+        return ""
+    if ratio >= 1.10:
+        return "helps"
+    if ratio <= 0.90:
+        return "hurts"
+    return "no clear change"
+
+
+def tuning_markdown(rows: Sequence[dict[str, Any]], batches: int, rounds: int) -> str:
+    lines = [f"Runner training throughput of each option, measured round robin ({rounds} rounds of {batches} "
+             f"batches, the starting option rotating), ratio of medians against the default of the same run. "
+             f"≥ 1.10 helps, ≤ 0.90 hurts.", "",
+             "| option | images/s (median) | vs default | verdict | data wait | note |",
+             "|---|---:|---:|---|---:|---|"]
+    for row in rows:
+        if "images_per_s" not in row:
+            lines.append(f"| {row['option']} | – | – | – | – | {row['note']} |")
+            continue
+        lines.append(f"| {row['option']} | {row['images_per_s']:.1f} | {row['ratio']:.2f}× | "
+                     f"{'baseline' if row['option'] == 'default' else tuning_verdict(row['ratio'])} | "
+                     f"{row['data_wait_fraction']:.1%} | {row['note']} |")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- section 2: time to accuracy
+def time_to_accuracy(target: float = 0.99, max_minutes: float = 15.0, output_root: Path = Path("outputs/bench/runs"),
+                     overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Train the default config with `trainer.stop_at=target` and a time cap; when did val accuracy get there?"""
+    from runner.train import train
+
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    cfg = compose_config("train", [f"trainer.stop_at={target}", f"trainer.max_time_minutes={max_minutes}",
+                                   f"paths.output_root={output_root / stamp}", "experiment_name=time_to_accuracy",
+                                   "trainer.progress_bar=false", *overrides])
+    data_cfg = as_data_config(cfg.data)
+    started = time.perf_counter()
+    metadata = ensure_generated_dataset(data_cfg, data_cfg.seed if data_cfg.seed is not None else cfg.seed,
+                                        progress=False)
+    data_s = time.perf_counter() - started
+    reused = data_s < 5.0  # a cache hit reads one file; generating 24k images takes minutes
+    started = time.perf_counter()
+    results = train(cfg)
+    wall_s = time.perf_counter() - started
+    history = results["history"]
+    monitor = results["monitor"]
+    reached_at, elapsed = None, 0.0
+    for row in history:
+        elapsed += row["epoch_time_s"]
+        if row[monitor] >= target:
+            reached_at = (row["epoch"], elapsed)
+            break
+    return {"target": target, "max_minutes": max_minutes, "reached": reached_at is not None,
+            "epoch": reached_at[0] if reached_at else None, "time_to_target_s": reached_at[1] if reached_at else None,
+            "train_s": results["timings"]["train_s"], "wall_s": wall_s, "data_s": data_s, "data_reused": reused,
+            "dataset": str(metadata.parent), "train_size": cfg.data.train_size,
+            "images_total": cfg.data.train_size + cfg.data.val_size + 2 * cfg.data.hard_val_size,
+            "best_metric": results["best_metric"], "best_epoch": results["best_epoch"],
+            "stop_reason": results["stop_reason"], "history": history,
+            "final": results["final_metrics"], "extra": results["extra_val_metrics"],
+            "output_dir": results["paths"]["output_dir"]}
+
+
+def time_to_accuracy_markdown(result: dict[str, Any], generation_rate: Optional[float] = None) -> str:
+    target = result["target"]
+    if result["reached"]:
+        headline = (f"**{result['time_to_target_s'] / 60:.1f} min** ({result['time_to_target_s']:.0f} s) from the start "
+                    f"of training to val seq accuracy ≥ {target:.0%}, at epoch {result['epoch']}")
+    else:
+        headline = (f"**not reached** within the {result['max_minutes']:g}-minute cap: best val seq accuracy "
+                    f"{result['best_metric']:.4f} at epoch {result['best_epoch']}")
+    if result["data_reused"]:
+        data = f"data: the cached dataset was reused ({result['data_s']:.1f} s to find it)"
+        if generation_rate:
+            data += (f"; generating its {result['images_total']:,} images fresh takes ≈ "
+                     f"{result['images_total'] / generation_rate / 60:.1f} min at the section-4 rate")
+    else:
+        data = (f"data generation: {result['data_s']:.0f} s for {result['images_total']:,} images "
+                f"({result['images_total'] / result['data_s']:.0f} images/s)")
+    lines = [f"{headline}; stop reason: {result['stop_reason']}. Training loop {result['train_s']:.0f} s, "
+             f"whole `train()` incl. final evaluation {result['wall_s']:.0f} s; {data}.", "",
+             "| epoch | train loss | train images/s | data wait | val seq acc | epoch time (s) |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for row in result["history"]:
+        lines.append(f"| {row['epoch']} | {row['train/loss']:.4f} | {row['train/samples_per_s']:.0f} | "
+                     f"{row['train/data_wait_fraction']:.1%} | {row['val/seq_accuracy']:.4f} | "
+                     f"{row['epoch_time_s']:.0f} |")
+    lines += ["", "Accuracy of the weights at the stop (best epoch restored):", "",
+              "| split | seq accuracy | CER |", "|---|---:|---:|",
+              f"| val (clean, training fonts) | {result['final']['val/seq_accuracy']:.4f} | "
+              f"{result['final']['val/cer']:.4f} |"]
+    for split, metrics in result["extra"].items():
+        lines.append(f"| {split} | {metrics[f'{split}/seq_accuracy']:.4f} | {metrics[f'{split}/cer']:.4f} |")
+    lines += ["", f"Run dir: `{result['output_dir']}`."]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- helpers and CLI
+class _output_dir:
+    """A given folder, or a temporary one removed afterwards."""
+
+    def __init__(self, folder: Optional[Path]):
+        self.folder, self._temporary = folder, None
+
+    def __enter__(self) -> Path:
+        if self.folder is not None:
+            Path(self.folder).mkdir(parents=True, exist_ok=True)
+            return Path(self.folder)
+        self._temporary = tempfile.TemporaryDirectory(prefix="bench_training_")
+        return Path(self._temporary.name)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._temporary is not None:
+            self._temporary.cleanup()
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batches", type=int, default=1, help="training batches per measurement")
+    parser.add_argument("--rounds", type=int, default=30, help="alternating measurements per side")
+    parser.add_argument("--tuning", action="store_true", help="also compare every tuning option with the default")
+    parser.add_argument("--time-to", type=float, default=None, metavar="ACC",
+                        help="also train the default config until val seq accuracy >= ACC")
+    parser.add_argument("--max-minutes", type=float, default=15.0, help="time cap of --time-to")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
+    print(overhead_markdown(measure_overhead(args.batches, args.rounds)))
+    if args.tuning:
+        print()
+        print(tuning_markdown(measure_tuning(batches=args.batches, rounds=args.rounds), args.batches, args.rounds))
+    if args.time_to is not None:
+        print()
+        print(time_to_accuracy_markdown(time_to_accuracy(args.time_to, args.max_minutes)))
+
+
+if __name__ == "__main__":
+    main()
