@@ -47,7 +47,7 @@ samples: $(STAMP)  ## Write a grid of generated samples to outputs/samples.png
 sweep-lr: $(STAMP)  ## Multirun optimizer.lr=1e-3,3e-4,1e-4 on the default model; summary.md in the sweep dir
 	$(PY) -m runner -m optimizer.lr=1e-3,3e-4,1e-4 $(ARGS)
 
-compare-losses: $(STAMP)  ## Sweep preset: crossentropy/focal x label smoothing 0/0.1 on the quick data (4 jobs)
+compare-losses: $(STAMP)  ## Sweep preset: crossentropy/focal x label smoothing 0/0.1, attention model small, quick data (4 jobs)
 	$(PY) -m runner experiment=compare_losses $(ARGS)
 
 compare-models: $(STAMP)  ## Sweep preset: every model preset with its default loss on the quick data (5 jobs)
