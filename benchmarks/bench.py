@@ -181,7 +181,7 @@ def timed(title: str, function: Callable[[], tuple[str, Any]]) -> tuple[str, Any
     return section, result
 
 
-def run(quick: bool, max_minutes: float = 15.0, output_dir: Path = OUTPUT_DIR) -> str:
+def run(quick: bool, max_minutes: float = 15.0, output_dir: Path = OUTPUT_DIR, skip: Sequence[int] = ()) -> str:
     default_model = str(compose_config("train").model.name)
     header = "\n".join(["# khmer-digits-ocr benchmarks" + (" (quick: sections 2 and 5 skipped)" if quick else ""),
                         "", machine_markdown()])
@@ -193,14 +193,15 @@ def run(quick: bool, max_minutes: float = 15.0, output_dir: Path = OUTPUT_DIR) -
     # the generation rate first: section 2 puts a fresh dataset's generation time next to training
     generated = bench_data.generation_rate(256 if quick else 1024)
     time_to: Optional[dict[str, Any]] = None
-    if quick:
-        sections[2] = "## 2. Time to 99% validation sequence accuracy\n\nSkipped (BENCH_QUICK=1 / --quick)."
+    if quick or 2 in skip:
+        sections[2] = ("## 2. Time to 99% validation sequence accuracy\n\nSkipped "
+                       f"({'BENCH_QUICK=1 / --quick' if quick else '--skip 2'}).")
     else:
         sections[2], time_to = timed(f"2. Time to {TARGET_ACCURACY:.0%} validation sequence accuracy (default config)",
                                      lambda: section_time_to_accuracy(max_minutes, generated["generate_images_per_s"]))
     tuning: Optional[list[dict[str, Any]]] = None
-    if quick:
-        sections[5] = "## 5. Tuning\n\nSkipped (BENCH_QUICK=1 / --quick)."
+    if quick or 5 in skip:
+        sections[5] = f"## 5. Tuning\n\nSkipped ({'BENCH_QUICK=1 / --quick' if quick else '--skip 5'})."
     else:
         sections[5], tuning = timed("5. Tuning: training throughput of each option vs the default",
                                     lambda: section_tuning(quick))
@@ -262,9 +263,11 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                         help="skip section 2 (time to 99%%) and 5 (tuning); default from BENCH_QUICK=1")
     parser.add_argument("--max-minutes", type=float, default=15.0, help="time cap of section 2's training run")
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR)
+    parser.add_argument("--skip", type=int, nargs="+", default=[], choices=[2, 5],
+                        help="skip long sections: 2 (time to 99%%), 5 (tuning)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    report = run(args.quick, args.max_minutes, args.output_dir)
+    report = run(args.quick, args.max_minutes, args.output_dir, args.skip)
     print(report)
     print(f"saved to {args.output_dir / 'bench.md'}", file=sys.stderr)
 
