@@ -102,7 +102,8 @@ class TrainerConfig:
     _target_: str = _help("Trainer class.", "runner.training.OCRTrainer")
     _partial_: bool = True
     max_epochs: int = _help("Upper bound on epochs.", 12)
-    max_time_minutes: Optional[float] = _help("Wall-clock budget; training stops after the epoch that crosses it.", None)
+    max_time_minutes: Optional[float] = _help("Wall-clock budget; training stops after the epoch that crosses it "
+                                              "(default 12, so `make train` ends within ~15 min with data generation).", 12.0)
     stop_at: Optional[float] = _help("Stop as soon as the monitored metric reaches this value.", None)
     monitor: str = _help("Metric that selects the best checkpoint and drives early stopping/plateau.", "val/seq_accuracy")
     mode: str = _help("max or min for the monitored metric.", "max")

@@ -81,7 +81,12 @@ def test_forward_shapes_predict_and_config_roundtrip(name):
     assert type(rebuilt) is type(model) and rebuilt.config_dict() == config
 
 
-@pytest.mark.parametrize("name", PRESETS)
+# the bigger presets take tens of seconds each on 2 cores: they run with `make test-slow`
+OVERFIT_CASES = ["small", "ctc_small"] + [pytest.param(name, marks=pytest.mark.slow)
+                                         for name in ("medium", "large", "ctc_medium")]
+
+
+@pytest.mark.parametrize("name", OVERFIT_CASES)
 def test_overfits_one_small_batch(name):
     # max_length 4 on 64-pixel-wide images keeps this to a few seconds on 2 cores (CTC: T=16 >= 9).
     torch.manual_seed(0)
