@@ -38,6 +38,7 @@ import bench_inference  # noqa: E402
 import bench_training  # noqa: E402
 
 from runner.config import compose_config  # noqa: E402
+from runner.training.base_trainer import TrainingInterrupted  # noqa: E402
 
 log = logging.getLogger("bench")
 OUTPUT_DIR = Path("outputs/bench")
@@ -171,6 +172,8 @@ def timed(title: str, function: Callable[[], tuple[str, Any]]) -> tuple[str, Any
     before, started = load_average(), time.perf_counter()
     try:
         markdown, result = function()
+    except TrainingInterrupted:  # Ctrl-C / SIGTERM reach the trainer as this: stop the benchmark, not one section
+        raise
     except Exception as error:  # one failing section must not lose the others' numbers
         log.exception("section %s failed", title)
         markdown, result = f"**failed**: {type(error).__name__}: {error}", None
