@@ -299,6 +299,7 @@ def load_predictor(path: str | Path, device: str = "cpu", num_threads: Optional[
     path = resolve_path(path)
     if num_threads:
         torch.set_num_threads(num_threads)
+    torch.set_flush_denormal(True)  # as in training: denormal activations make CPU kernels crawl
     if path.suffix.lower() == ".onnx":
         if not path.is_file():
             raise CheckpointError(f"ONNX model {path} does not exist; export one with `python -m runner.export`.")
