@@ -20,7 +20,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from runner.data.config import DataConfig, as_data_config, register_data_configs
-from runner.errors import ConfigError
+from runner.errors import ConfigError, require
 from runner.losses import LossConfig, register_loss_configs
 from runner.models.config import register_model_configs
 
@@ -196,48 +196,43 @@ def compose_config(config_name: str = "train", overrides: list[str] | tuple[str,
         return compose(config_name, overrides=list(overrides))
 
 
-def _check(condition: bool, key: str, requirement: str, value: Any) -> None:
-    if not condition:
-        raise ConfigError(f"{key} {requirement}, got {value!r}. Fix it on the command line ({key}=...) or in its YAML file.")
-
-
 def validate(cfg: DictConfig) -> None:
     """Value checks that types alone cannot express. Raises ConfigError naming the key."""
     t = cfg.trainer
-    _check(cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr)
-    _check(cfg.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0", cfg.optimizer.weight_decay)
-    _check(t.max_epochs > 0, "trainer.max_epochs", "must be > 0", t.max_epochs)
-    _check(t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", "must be > 0", t.accumulate_grad_batches)
-    _check(t.grad_clip_norm is None or t.grad_clip_norm > 0, "trainer.grad_clip_norm", "must be > 0 or null", t.grad_clip_norm)
-    _check(t.mode in ("max", "min"), "trainer.mode", "must be max or min", t.mode)
-    _check(t.lr_scaling in ("none", "linear", "sqrt"), "trainer.lr_scaling", "must be none, linear or sqrt", t.lr_scaling)
-    _check(t.reference_batch_size > 0, "trainer.reference_batch_size", "must be > 0", t.reference_batch_size)
-    _check(t.early_stopping.patience >= 0, "trainer.early_stopping.patience", "must be >= 0", t.early_stopping.patience)
-    _check(t.early_stopping.min_delta >= 0, "trainer.early_stopping.min_delta", "must be >= 0", t.early_stopping.min_delta)
-    _check(t.checkpoint.keep_n >= 1, "trainer.checkpoint.keep_n", "must be >= 1", t.checkpoint.keep_n)
-    _check(t.checkpoint.every_n_epochs >= 0, "trainer.checkpoint.every_n_epochs", "must be >= 0", t.checkpoint.every_n_epochs)
-    _check(t.log_every_n_steps > 0, "trainer.log_every_n_steps", "must be > 0", t.log_every_n_steps)
-    _check(t.max_time_minutes is None or t.max_time_minutes > 0, "trainer.max_time_minutes", "must be > 0 or null", t.max_time_minutes)
-    _check(t.limit_train_batches is None or t.limit_train_batches > 0, "trainer.limit_train_batches", "must be > 0 or null", t.limit_train_batches)
-    _check(t.limit_val_batches is None or t.limit_val_batches > 0, "trainer.limit_val_batches", "must be > 0 or null", t.limit_val_batches)
-    _check(t.overfit_batches >= 0, "trainer.overfit_batches", "must be >= 0", t.overfit_batches)
-    _check(t.max_nan_batches >= 1, "trainer.max_nan_batches", "must be >= 1", t.max_nan_batches)
+    require(cfg.optimizer.lr > 0, "optimizer.lr", "must be > 0", cfg.optimizer.lr)
+    require(cfg.optimizer.weight_decay >= 0, "optimizer.weight_decay", "must be >= 0", cfg.optimizer.weight_decay)
+    require(t.max_epochs > 0, "trainer.max_epochs", "must be > 0", t.max_epochs)
+    require(t.accumulate_grad_batches > 0, "trainer.accumulate_grad_batches", "must be > 0", t.accumulate_grad_batches)
+    require(t.grad_clip_norm is None or t.grad_clip_norm > 0, "trainer.grad_clip_norm", "must be > 0 or null", t.grad_clip_norm)
+    require(t.mode in ("max", "min"), "trainer.mode", "must be max or min", t.mode)
+    require(t.lr_scaling in ("none", "linear", "sqrt"), "trainer.lr_scaling", "must be none, linear or sqrt", t.lr_scaling)
+    require(t.reference_batch_size > 0, "trainer.reference_batch_size", "must be > 0", t.reference_batch_size)
+    require(t.early_stopping.patience >= 0, "trainer.early_stopping.patience", "must be >= 0", t.early_stopping.patience)
+    require(t.early_stopping.min_delta >= 0, "trainer.early_stopping.min_delta", "must be >= 0", t.early_stopping.min_delta)
+    require(t.checkpoint.keep_n >= 1, "trainer.checkpoint.keep_n", "must be >= 1", t.checkpoint.keep_n)
+    require(t.checkpoint.every_n_epochs >= 0, "trainer.checkpoint.every_n_epochs", "must be >= 0", t.checkpoint.every_n_epochs)
+    require(t.log_every_n_steps > 0, "trainer.log_every_n_steps", "must be > 0", t.log_every_n_steps)
+    require(t.max_time_minutes is None or t.max_time_minutes > 0, "trainer.max_time_minutes", "must be > 0 or null", t.max_time_minutes)
+    require(t.limit_train_batches is None or t.limit_train_batches > 0, "trainer.limit_train_batches", "must be > 0 or null", t.limit_train_batches)
+    require(t.limit_val_batches is None or t.limit_val_batches > 0, "trainer.limit_val_batches", "must be > 0 or null", t.limit_val_batches)
+    require(t.overfit_batches >= 0, "trainer.overfit_batches", "must be >= 0", t.overfit_batches)
+    require(t.max_nan_batches >= 1, "trainer.max_nan_batches", "must be >= 1", t.max_nan_batches)
     s = cfg.scheduler
-    _check(0 <= s.warmup_fraction < 1, "scheduler.warmup_fraction", "must be in [0, 1)", s.warmup_fraction)
-    _check(s.step_size > 0, "scheduler.step_size", "must be > 0", s.step_size)
-    _check(0 < s.gamma <= 1, "scheduler.gamma", "must be in (0, 1]", s.gamma)
-    _check(0 < s.factor < 1, "scheduler.factor", "must be in (0, 1)", s.factor)
-    _check(0 < s.min_lr_ratio <= 1, "scheduler.min_lr_ratio", "must be in (0, 1]", s.min_lr_ratio)
-    _check(s.patience >= 0, "scheduler.patience", "must be >= 0", s.patience)
+    require(0 <= s.warmup_fraction < 1, "scheduler.warmup_fraction", "must be in [0, 1)", s.warmup_fraction)
+    require(s.step_size > 0, "scheduler.step_size", "must be > 0", s.step_size)
+    require(0 < s.gamma <= 1, "scheduler.gamma", "must be in (0, 1]", s.gamma)
+    require(0 < s.factor < 1, "scheduler.factor", "must be in (0, 1)", s.factor)
+    require(0 < s.min_lr_ratio <= 1, "scheduler.min_lr_ratio", "must be in (0, 1]", s.min_lr_ratio)
+    require(s.patience >= 0, "scheduler.patience", "must be >= 0", s.patience)
     d = cfg.device
-    _check(d.name in ("auto", "cpu", "cuda") or d.name.startswith("cuda:"), "device.name", "must be auto, cpu or cuda", d.name)
-    _check(d.amp in ("auto", "bf16", "fp16", "off"), "device.amp", "must be auto, bf16, fp16 or off", d.amp)
-    _check(d.num_threads is None or d.num_threads > 0, "device.num_threads", "must be > 0 or null", d.num_threads)
-    _check(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
+    require(d.name in ("auto", "cpu", "cuda") or d.name.startswith("cuda:"), "device.name", "must be auto, cpu or cuda", d.name)
+    require(d.amp in ("auto", "bf16", "fp16", "off"), "device.amp", "must be auto, bf16, fp16 or off", d.amp)
+    require(d.num_threads is None or d.num_threads > 0, "device.num_threads", "must be > 0 or null", d.num_threads)
+    require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
     as_data_config(cfg.data)  # validates data.* and data.augment.*
     _check_model_loss_fit(cfg)
     if cfg.model.get("max_length") is not None:
-        _check(cfg.model.max_length >= cfg.data.max_length, "model.max_length", f"must be >= data.max_length ({cfg.data.max_length})", cfg.model.max_length)
+        require(cfg.model.max_length >= cfg.data.max_length, "model.max_length", f"must be >= data.max_length ({cfg.data.max_length})", cfg.model.max_length)
 
 
 def _check_model_loss_fit(cfg: DictConfig) -> None:

@@ -33,6 +33,13 @@ class CheckpointError(UserError):
     """A checkpoint that is missing, truncated, foreign or unsafe."""
 
 
+def require(condition: bool, key: str, requirement: str, value: object) -> None:
+    """Raise ConfigError naming `key` unless `condition` holds: the value check of every config schema."""
+    if not condition:
+        raise ConfigError(f"{key} {requirement}, got {value!r}. Fix it on the command line ({key}=...) or in its "
+                          f"YAML file.")
+
+
 def format_user_error(error: BaseException) -> str:
     kind = type(error).__name__
     return textwrap.fill(f"error ({kind}): {error}", width=100, break_long_words=False,

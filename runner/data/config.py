@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, require
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 BACKGROUND_KINDS = ("solid", "gradient", "noise", "paper")
@@ -75,34 +75,34 @@ class AugmentConfig:
         for f in fields(self):
             key, value = f"{prefix}.{f.name}", getattr(self, f.name)
             if f.name.endswith("_p"):
-                _check(0.0 <= value <= 1.0, key, "must be a probability in [0, 1]", value)
+                require(0.0 <= value <= 1.0, key, "must be a probability in [0, 1]", value)
             elif isinstance(value, (list, tuple)):
-                _check(len(value) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value),
+                require(len(value) == 2 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value),
                        key, "must be a [min, max] pair of numbers", value)
-                _check(value[0] <= value[1], key, "must have min <= max", value)
-        _check(self.font_size[0] >= 6, f"{prefix}.font_size", "must be >= 6 px to stay legible", self.font_size)
-        _check(self.letter_spacing[0] >= -0.1, f"{prefix}.letter_spacing",
+                require(value[0] <= value[1], key, "must have min <= max", value)
+        require(self.font_size[0] >= 6, f"{prefix}.font_size", "must be >= 6 px to stay legible", self.font_size)
+        require(self.letter_spacing[0] >= -0.1, f"{prefix}.letter_spacing",
                "must be >= -0.1 (digits would overlap)", self.letter_spacing)
-        _check(self.padding[0] >= 0, f"{prefix}.padding", "must be >= 0", self.padding)
-        _check(self.aspect_ratio[0] > 0, f"{prefix}.aspect_ratio", "must be > 0", self.aspect_ratio)
+        require(self.padding[0] >= 0, f"{prefix}.padding", "must be >= 0", self.padding)
+        require(self.aspect_ratio[0] > 0, f"{prefix}.aspect_ratio", "must be > 0", self.aspect_ratio)
         for key in ("background_level", "ink_level"):
             value = getattr(self, key)
-            _check(0 <= value[0] and value[1] <= 255, f"{prefix}.{key}", "must lie in 0..255", value)
-        _check(0 <= self.min_contrast <= 200, f"{prefix}.min_contrast", "must lie in 0..200", self.min_contrast)
-        _check(0 <= self.rotation <= 45, f"{prefix}.rotation", "must lie in 0..45 degrees", self.rotation)
-        _check(0 <= self.shear <= 1, f"{prefix}.shear", "must lie in 0..1", self.shear)
-        _check(0 <= self.perspective <= 0.3, f"{prefix}.perspective", "must lie in 0..0.3", self.perspective)
-        _check(self.blur_radius[0] >= 0, f"{prefix}.blur_radius", "must be >= 0", self.blur_radius)
-        _check(self.noise_sigma[0] >= 0, f"{prefix}.noise_sigma", "must be >= 0", self.noise_sigma)
-        _check(1 <= self.jpeg_quality[0] and self.jpeg_quality[1] <= 95, f"{prefix}.jpeg_quality",
+            require(0 <= value[0] and value[1] <= 255, f"{prefix}.{key}", "must lie in 0..255", value)
+        require(0 <= self.min_contrast <= 200, f"{prefix}.min_contrast", "must lie in 0..200", self.min_contrast)
+        require(0 <= self.rotation <= 45, f"{prefix}.rotation", "must lie in 0..45 degrees", self.rotation)
+        require(0 <= self.shear <= 1, f"{prefix}.shear", "must lie in 0..1", self.shear)
+        require(0 <= self.perspective <= 0.3, f"{prefix}.perspective", "must lie in 0..0.3", self.perspective)
+        require(self.blur_radius[0] >= 0, f"{prefix}.blur_radius", "must be >= 0", self.blur_radius)
+        require(self.noise_sigma[0] >= 0, f"{prefix}.noise_sigma", "must be >= 0", self.noise_sigma)
+        require(1 <= self.jpeg_quality[0] and self.jpeg_quality[1] <= 95, f"{prefix}.jpeg_quality",
                "must lie in 1..95", self.jpeg_quality)
-        _check(0 < self.lowres_scale[0] and self.lowres_scale[1] <= 1, f"{prefix}.lowres_scale",
+        require(0 < self.lowres_scale[0] and self.lowres_scale[1] <= 1, f"{prefix}.lowres_scale",
                "must lie in (0, 1]", self.lowres_scale)
         unknown = sorted(set(self.background) - set(BACKGROUND_KINDS))
-        _check(not unknown, f"{prefix}.background", f"has unknown kinds {unknown}; use {list(BACKGROUND_KINDS)}",
+        require(not unknown, f"{prefix}.background", f"has unknown kinds {unknown}; use {list(BACKGROUND_KINDS)}",
                dict(self.background))
         weights = list(self.background.values())
-        _check(all(w >= 0 for w in weights) and sum(weights) > 0, f"{prefix}.background",
+        require(all(w >= 0 for w in weights) and sum(weights) > 0, f"{prefix}.background",
                "needs non-negative weights with a positive sum", dict(self.background))
 
 
@@ -147,21 +147,21 @@ class DataConfig:
                                         lambda: augment_preset("heavy"))
 
     def validate(self, prefix: str = "data") -> None:
-        _check(self.kind in DATA_KINDS, f"{prefix}.kind", f"must be one of {list(DATA_KINDS)}", self.kind)
+        require(self.kind in DATA_KINDS, f"{prefix}.kind", f"must be one of {list(DATA_KINDS)}", self.kind)
         for key in ("train_size", "batch_size", "min_length", "max_length"):
-            _check(getattr(self, key) > 0, f"{prefix}.{key}", "must be > 0", getattr(self, key))
+            require(getattr(self, key) > 0, f"{prefix}.{key}", "must be > 0", getattr(self, key))
         for key in ("val_size", "hard_val_size", "num_workers"):
-            _check(getattr(self, key) >= 0, f"{prefix}.{key}", "must be >= 0", getattr(self, key))
-        _check(self.min_length <= self.max_length, f"{prefix}.min_length",
+            require(getattr(self, key) >= 0, f"{prefix}.{key}", "must be >= 0", getattr(self, key))
+        require(self.min_length <= self.max_length, f"{prefix}.min_length",
                f"must be <= data.max_length ({self.max_length})", self.min_length)
-        _check(self.image_height >= 8, f"{prefix}.image_height", "must be >= 8", self.image_height)
-        _check(self.image_width >= self.image_height, f"{prefix}.image_width",
+        require(self.image_height >= 8, f"{prefix}.image_height", "must be >= 8", self.image_height)
+        require(self.image_width >= self.image_height, f"{prefix}.image_width",
                f"must be >= data.image_height ({self.image_height})", self.image_width)
-        _check(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", "must lie in [0, 1)", self.val_fraction)
-        _check(self.generate_workers is None or self.generate_workers > 0, f"{prefix}.generate_workers",
+        require(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", "must lie in [0, 1)", self.val_fraction)
+        require(self.generate_workers is None or self.generate_workers > 0, f"{prefix}.generate_workers",
                "must be > 0 or null", self.generate_workers)
         if self.kind == "folder":
-            _check(bool(self.dir), f"{prefix}.dir",
+            require(bool(self.dir), f"{prefix}.dir",
                    "is required for data.kind=folder: point it at a folder of images with labels.tsv", self.dir)
         self.augment.validate(f"{prefix}.augment")
         self.hard_augment.validate(f"{prefix}.hard_augment")
@@ -174,11 +174,6 @@ class GenerateConfig:
     seed: int = _help("Seed of the dataset (data.seed overrides it when set).", 1234)
     overwrite: bool = _help("Replace an existing dataset in data.dir.", False)
     data: DataConfig = _help("Data settings, shared with training.", DataConfig)
-
-
-def _check(ok: bool, key: str, requirement: str, value: Any) -> None:
-    if not ok:
-        raise ConfigError(f"{key} {requirement}, got {value!r}.")
 
 
 def augment_preset(name: str) -> AugmentConfig:
