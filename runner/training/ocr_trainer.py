@@ -27,20 +27,19 @@ class OCRTrainer(BaseTrainer):
         texts, _ = _unwrap(self.model).decode_logits(predictions.float())
         return texts
 
-    def _calculate_metrics(self, predictions: list[str], targets: list[str]) -> dict[str, float]:
+    def _metrics_of(self, predictions: list[str], targets: list[str]) -> Any:
         metrics = self._create_metrics_calculator()
         metrics.update(predictions, targets)
-        return metrics.compute()
+        return metrics
+
+    def _calculate_metrics(self, predictions: list[str], targets: list[str]) -> dict[str, float]:
+        return self._metrics_of(predictions, targets).compute()
 
     def _analyze_errors(self, predictions: list[str], targets: list[str]) -> dict[str, Any]:
-        metrics = self._create_metrics_calculator()
-        metrics.update(predictions, targets)
-        return metrics.error_analysis()
+        return self._metrics_of(predictions, targets).error_analysis()
 
     def _generate_confusion_matrix(self, predictions: list[str], targets: list[str]):
-        metrics = self._create_metrics_calculator()
-        metrics.update(predictions, targets)
-        return metrics.confusion_matrix()
+        return self._metrics_of(predictions, targets).confusion_matrix()
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
