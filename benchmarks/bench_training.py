@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from runner.config import compose_config
 from runner.data.config import as_data_config
 from runner.data.dataset import ImageListDataset, build_datasets, collate_batch, make_loader, set_loader_epoch
-from runner.data.generate import ensure_generated_dataset
+from runner.data.generate import ensure_generated_dataset, read_metadata
 from runner.errors import instantiate
 from runner.training.utils import resolve_amp, setup_training_environment
 
@@ -408,7 +408,7 @@ def time_to_accuracy(target: float = 0.99, max_minutes: float = 15.0, output_roo
             "epoch": reached_at[0] if reached_at else None, "time_to_target_s": reached_at[1] if reached_at else None,
             "train_s": results["timings"]["train_s"], "wall_s": wall_s, "data_s": data_s, "data_reused": reused,
             "dataset": str(metadata.parent), "train_size": cfg.data.train_size,
-            "images_total": cfg.data.train_size + cfg.data.val_size + 2 * cfg.data.hard_val_size,
+            "images_total": sum(read_metadata(metadata)["dataset_info"]["counts"].values()),
             "best_metric": results["best_metric"], "best_epoch": results["best_epoch"],
             "stop_reason": results["stop_reason"], "history": history,
             "final": results["final_metrics"], "extra": results["extra_val_metrics"],

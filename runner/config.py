@@ -10,7 +10,6 @@ YAML option files extend them through their defaults list.
 
 from __future__ import annotations
 
-import dataclasses
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,35 +22,30 @@ from runner.data.config import DataConfig, as_data_config, register_data_configs
 from runner.errors import ConfigError, require
 from runner.losses import LossConfig, register_loss_configs
 from runner.models.config import register_model_configs
+from runner.schema import help_field
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-
-
-def _help(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING) -> Any:
-    if factory is not dataclasses.MISSING:
-        return field(default_factory=factory, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
 
 
 # --------------------------------------------------------------------------- optimizer
 @dataclass
 class AdamConfig:
-    _target_: str = _help("torch.optim.Adam or torch.optim.AdamW.", "torch.optim.AdamW")
+    _target_: str = help_field("torch.optim.Adam or torch.optim.AdamW.", "torch.optim.AdamW")
     _partial_: bool = True
-    lr: float = _help("Peak learning rate (the max LR for one-cycle/warm-up schedules).", 2e-3)
-    weight_decay: float = _help("Weight decay (decoupled for AdamW).", 1e-4)
-    betas: list[float] = _help("Adam betas.", factory=lambda: [0.9, 0.999])
-    eps: float = _help("Adam epsilon.", 1e-8)
+    lr: float = help_field("Peak learning rate (the max LR for one-cycle/warm-up schedules).", 2e-3)
+    weight_decay: float = help_field("Weight decay (decoupled for AdamW).", 1e-4)
+    betas: list[float] = help_field("Adam betas.", factory=lambda: [0.9, 0.999])
+    eps: float = help_field("Adam epsilon.", 1e-8)
 
 
 @dataclass
 class SGDConfig:
     _target_: str = "torch.optim.SGD"
     _partial_: bool = True
-    lr: float = _help("Peak learning rate.", 0.05)
-    weight_decay: float = _help("L2 weight decay.", 1e-4)
-    momentum: float = _help("Momentum factor.", 0.9)
-    nesterov: bool = _help("Use Nesterov momentum.", True)
+    lr: float = help_field("Peak learning rate.", 0.05)
+    weight_decay: float = help_field("L2 weight decay.", 1e-4)
+    momentum: float = help_field("Momentum factor.", 0.9)
+    nesterov: bool = help_field("Use Nesterov momentum.", True)
 
 
 # --------------------------------------------------------------------------- scheduler
@@ -60,78 +54,78 @@ class SchedulerConfig:
     """Every scheduler factory in runner.training.schedulers takes these plus the optimizer,
     the number of epochs and the optimizer steps per epoch, supplied by the trainer."""
 
-    _target_: str = _help("Factory in runner.training.schedulers.", "runner.training.schedulers.onecycle")
+    _target_: str = help_field("Factory in runner.training.schedulers.", "runner.training.schedulers.onecycle")
     _partial_: bool = True
-    warmup_fraction: float = _help("Fraction of all optimizer steps spent warming up (onecycle, warmup_cosine).", 0.15)
-    step_size: int = _help("Epochs between LR decays (steplr).", 10)
-    gamma: float = _help("Multiplicative LR decay (steplr).", 0.5)
-    min_lr_ratio: float = _help("Final/minimum LR as a fraction of optimizer.lr (cosine, onecycle, plateau, warmup_cosine).", 1e-3)
-    factor: float = _help("LR reduction factor when the monitored metric plateaus (plateau).", 0.5)
-    patience: int = _help("Epochs without improvement before reducing LR (plateau).", 2)
+    warmup_fraction: float = help_field("Fraction of all optimizer steps spent warming up (onecycle, warmup_cosine).", 0.15)
+    step_size: int = help_field("Epochs between LR decays (steplr).", 10)
+    gamma: float = help_field("Multiplicative LR decay (steplr).", 0.5)
+    min_lr_ratio: float = help_field("Final/minimum LR as a fraction of optimizer.lr (cosine, onecycle, plateau, warmup_cosine).", 1e-3)
+    factor: float = help_field("LR reduction factor when the monitored metric plateaus (plateau).", 0.5)
+    patience: int = help_field("Epochs without improvement before reducing LR (plateau).", 2)
 
 
 # --------------------------------------------------------------------------- device
 @dataclass
 class DeviceConfig:
-    name: str = _help("auto (cuda if available, else cpu), cpu or cuda.", "auto")
-    amp: str = _help("Mixed precision: auto (bf16 on CPU when supported, fp16 + GradScaler on CUDA), bf16, fp16 or off.", "auto")
-    num_threads: Optional[int] = _help("torch intra-op threads; null = all cores (or cores / parallel jobs under joblib).", None)
-    channels_last: bool = _help("Use channels_last memory format for the CNN.", False)
-    compile: bool = _help("Wrap the model in torch.compile.", False)
-    deterministic: bool = _help("torch.use_deterministic_algorithms(True) for exact reproducibility.", False)
+    name: str = help_field("auto (cuda if available, else cpu), cpu or cuda.", "auto")
+    amp: str = help_field("Mixed precision: auto (bf16 on CPU when supported, fp16 + GradScaler on CUDA), bf16, fp16 or off.", "auto")
+    num_threads: Optional[int] = help_field("torch intra-op threads; null = all cores (or cores / parallel jobs under joblib).", None)
+    channels_last: bool = help_field("Use channels_last memory format for the CNN.", False)
+    compile: bool = help_field("Wrap the model in torch.compile.", False)
+    deterministic: bool = help_field("torch.use_deterministic_algorithms(True) for exact reproducibility.", False)
 
 
 # --------------------------------------------------------------------------- trainer
 @dataclass
 class EarlyStoppingConfig:
-    enabled: bool = _help("Stop when the monitored metric stops improving.", True)
-    patience: int = _help("Epochs without improvement (>= min_delta) before stopping.", 5)
-    min_delta: float = _help("Smallest change that counts as an improvement.", 1e-4)
-    restore_best_weights: bool = _help("Load the best epoch's weights before the final evaluation.", True)
+    enabled: bool = help_field("Stop when the monitored metric stops improving.", True)
+    patience: int = help_field("Epochs without improvement (>= min_delta) before stopping.", 5)
+    min_delta: float = help_field("Smallest change that counts as an improvement.", 1e-4)
+    restore_best_weights: bool = help_field("Load the best epoch's weights before the final evaluation.", True)
 
 
 @dataclass
 class CheckpointConfig:
-    every_n_epochs: int = _help("Also keep epoch_NNN.pt every N epochs (0 = never).", 0)
-    keep_n: int = _help("How many epoch_NNN.pt files to keep (newest first).", 3)
-    save_last: bool = _help("Write checkpoints/last.pt after every epoch (needed for resume).", True)
+    every_n_epochs: int = help_field("Also keep epoch_NNN.pt every N epochs (0 = never).", 0)
+    keep_n: int = help_field("How many epoch_NNN.pt files to keep (newest first).", 3)
+    save_last: bool = help_field("Write checkpoints/last.pt after every epoch (needed for resume).", True)
 
 
 @dataclass
 class TrainerConfig:
-    _target_: str = _help("Trainer class.", "runner.training.OCRTrainer")
+    _target_: str = help_field("Trainer class.", "runner.training.OCRTrainer")
     _partial_: bool = True
-    max_epochs: int = _help("Upper bound on epochs.", 12)
-    max_time_minutes: Optional[float] = _help("Wall-clock budget; training stops after the epoch that crosses it "
+    max_epochs: int = help_field("Upper bound on epochs.", 12)
+    max_time_minutes: Optional[float] = help_field("Wall-clock budget; training stops after the epoch that crosses it "
                                               "(default 12, so `make train` ends within ~15 min with data generation).", 12.0)
-    stop_at: Optional[float] = _help("Stop as soon as the monitored metric reaches this value.", None)
-    monitor: str = _help("Metric that selects the best checkpoint and drives early stopping/plateau.", "val/seq_accuracy")
-    mode: str = _help("max or min for the monitored metric.", "max")
-    grad_clip_norm: Optional[float] = _help("Clip the global gradient norm to this value (null = no clipping, norm still logged).", 5.0)
-    accumulate_grad_batches: int = _help("Optimizer step every k batches (effective batch = k x data.batch_size).", 1)
-    lr_scaling: str = _help("Scale optimizer.lr with the global batch (data.batch_size x processes x accumulation) "
+    stop_at: Optional[float] = help_field("Stop as soon as the monitored metric reaches this value.", None)
+    monitor: str = help_field("Metric that selects the best checkpoint and drives early stopping/plateau.", "val/seq_accuracy")
+    mode: str = help_field("max or min for the monitored metric.", "max")
+    grad_clip_norm: Optional[float] = help_field("Clip the global gradient norm to this value (null = no clipping, norm still logged).", 5.0)
+    accumulate_grad_batches: int = help_field("Optimizer step every k batches (effective batch = k x data.batch_size).", 1)
+    lr_scaling: str = help_field("Scale optimizer.lr with the global batch (data.batch_size x processes x accumulation) "
                             "relative to reference_batch_size: none, linear or sqrt.", "none")
-    reference_batch_size: int = _help("Global batch size at which optimizer.lr is meant (for lr_scaling).", 64)
-    log_every_n_steps: int = _help("TensorBoard scalar logging interval in optimizer steps.", 25)
-    limit_train_batches: Optional[int] = _help("Use only this many training batches per epoch.", None)
-    limit_val_batches: Optional[int] = _help("Use only this many validation batches.", None)
-    overfit_batches: int = _help("Train and validate on the same first N training batches (debug=overfit).", 0)
-    max_nan_batches: int = _help("Consecutive non-finite losses tolerated (skipped) before the run stops.", 5)
-    progress_bar: Optional[bool] = _help("Per-epoch progress bar; null = only when stderr is a TTY.", None)
-    num_image_samples: int = _help("Validation images shown with predicted vs true text in TensorBoard.", 16)
-    num_worst_examples: int = _help("Worst validation examples written to errors.md.", 25)
+    reference_batch_size: int = help_field("Global batch size at which optimizer.lr is meant (for lr_scaling).", 64)
+    log_every_n_steps: int = help_field("TensorBoard scalar logging interval in optimizer steps.", 25)
+    limit_train_batches: Optional[int] = help_field("Use only this many training batches per epoch.", None)
+    limit_val_batches: Optional[int] = help_field("Use only this many validation batches.", None)
+    overfit_batches: int = help_field("Train and validate on the same first N training batches (debug=overfit).", 0)
+    max_nan_batches: int = help_field("Consecutive non-finite losses tolerated (skipped) before the run stops.", 5)
+    progress_bar: Optional[bool] = help_field("Per-epoch progress bar; null = only when stderr is a TTY.", None)
+    num_image_samples: int = help_field("Validation images shown with predicted vs true text in TensorBoard.", 16)
+    num_worst_examples: int = help_field("Worst validation examples written to errors.md.", 25)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
 
 
 @dataclass
 class MetricsConfig:
-    _target_: str = _help("Metrics accumulator.", "runner.metrics.OCRMetrics")
+    _target_: str = help_field("Metrics accumulator.", "runner.metrics.OCRMetrics")
 
 
 @dataclass
 class PathsConfig:
-    output_root: str = _help("Where run dirs go; KHMER_OCR_OUTPUTS overrides.", "${oc.env:KHMER_OCR_OUTPUTS,outputs}")
+    output_root: str = help_field("Where run dirs go; KHMER_OCR_OUTPUTS overrides.", "${oc.env:KHMER_OCR_OUTPUTS,outputs}")
 
 
 # --------------------------------------------------------------------------- root
@@ -139,12 +133,12 @@ class PathsConfig:
 class TrainingConfig:
     """Root config of `python -m runner` (conf/train.yaml)."""
 
-    experiment_name: str = _help("Name of the run family; the output dir is outputs/<experiment_name>/<date>/<time>.", "default")
-    seed: int = _help("Seeds python, numpy, torch, data order and data generation.", 1234)
-    resume: Optional[str] = _help("auto (continue from this run dir's last checkpoint) or a checkpoint/run-dir path.", None)
-    model: Any = _help("Model preset (conf/model); typed by the preset's own schema.", MISSING)
+    experiment_name: str = help_field("Name of the run family; the output dir is outputs/<experiment_name>/<date>/<time>.", "default")
+    seed: int = help_field("Seeds python, numpy, torch, data order and data generation.", 1234)
+    resume: Optional[str] = help_field("auto (continue from this run dir's last checkpoint) or a checkpoint/run-dir path.", None)
+    model: Any = help_field("Model preset (conf/model); typed by the preset's own schema.", MISSING)
     loss: LossConfig = field(default_factory=LossConfig)
-    optimizer: Any = _help("Optimizer preset (conf/optimizer); typed by the preset's own schema.", MISSING)
+    optimizer: Any = help_field("Optimizer preset (conf/optimizer); typed by the preset's own schema.", MISSING)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)

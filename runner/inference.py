@@ -26,7 +26,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import OmegaConf
 from PIL import Image
 
 from runner import __version__
@@ -38,13 +38,14 @@ from runner.data.preprocess import load_image, preprocess_image
 from runner.data.render import render_sample, sample_key
 from runner.errors import CheckpointError, ConfigError, DataError, UserError
 from runner.metrics import CLASS_LABELS, OCRMetrics
+from runner.schema import help_field
 from runner.training.checkpoint import git_commit, load_model, resolve_checkpoint_path
 
 log = logging.getLogger("runner.inference")
 
 EXPORT_FORMAT = "khmer-digits-ocr.export"
 METADATA_KEY = "khmer_digits_ocr"  # ONNX metadata_props key / TorchScript extra file holding the sidecar JSON
-SPLITS = ("val", "val_hard", "val_unseen_fonts", "train")
+SPLITS = ("val", "val_hard", "val_unseen_fonts", "val_hard_unseen_fonts", "train")
 
 
 class ExportError(UserError):
@@ -58,28 +59,24 @@ class PredictionFailures(DataError):
 
 
 # --------------------------------------------------------------------------- configs
-def _help(text: str, default: Any = MISSING) -> Any:
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass
 class _InferenceConfig:
-    checkpoint: str = _help("A checkpoint .pt, a run dir (uses checkpoints/best.pt) or an exported .onnx file.")
-    batch_size: int = _help("Images per forward pass.", 64)
-    device: str = _help("auto (cuda if available), cpu or cuda.", "auto")
-    num_threads: Optional[int] = _help("torch / ONNX Runtime intra-op threads; null = library default.", None)
+    checkpoint: str = help_field("A checkpoint .pt, a run dir (uses checkpoints/best.pt) or an exported .onnx file.")
+    batch_size: int = help_field("Images per forward pass.", 64)
+    device: str = help_field("auto (cuda if available), cpu or cuda.", "auto")
+    num_threads: Optional[int] = help_field("torch / ONNX Runtime intra-op threads; null = library default.", None)
 
 
 @dataclass
 class EvaluateConfig(_InferenceConfig):
     """Root config of `python -m runner.evaluate` (conf/evaluate.yaml)."""
 
-    split: str = _help(f"Split of a generated dataset: one of {list(SPLITS)} (ignored for a data=folder dir).",
+    split: str = help_field(f"Split of a generated dataset: one of {list(SPLITS)} (ignored for a data=folder dir).",
                        "val")
-    metadata: Optional[str] = _help("A generated dataset's metadata.yaml (or its folder); overrides data.*.", None)
-    seed: Optional[int] = _help("Seed of the generated dataset; null = the seed the checkpoint was trained with.",
+    metadata: Optional[str] = help_field("A generated dataset's metadata.yaml (or its folder); overrides data.*.", None)
+    seed: Optional[int] = help_field("Seed of the generated dataset; null = the seed the checkpoint was trained with.",
                                 None)
-    worst_k: int = _help("Worst errors written to worst_errors.tsv.", 50)
+    worst_k: int = help_field("Worst errors written to worst_errors.tsv.", 50)
     data: DataConfig = field(default_factory=DataConfig)
 
 
@@ -87,23 +84,23 @@ class EvaluateConfig(_InferenceConfig):
 class PredictConfig(_InferenceConfig):
     """Root config of `python -m runner.predict` (conf/predict.yaml)."""
 
-    inputs: str = _help("An image file, a folder (searched recursively for images) or a glob such as 'scans/*.jpg'.")
-    output: Optional[str] = _help("File to write `path<TAB>text<TAB>confidence` lines to; null = stdout.", None)
+    inputs: str = help_field("An image file, a folder (searched recursively for images) or a glob such as 'scans/*.jpg'.")
+    output: Optional[str] = help_field("File to write `path<TAB>text<TAB>confidence` lines to; null = stdout.", None)
 
 
 @dataclass
 class ExportConfig:
     """Root config of `python -m runner.export` (conf/export.yaml)."""
 
-    checkpoint: str = _help("A checkpoint .pt or a run dir (uses checkpoints/best.pt).")
-    format: str = _help("onnx or torchscript.", "onnx")
-    output: Optional[str] = _help("Exported file; null = next to the checkpoint (best.onnx / best.torchscript.pt).",
+    checkpoint: str = help_field("A checkpoint .pt or a run dir (uses checkpoints/best.pt).")
+    format: str = help_field("onnx or torchscript.", "onnx")
+    output: Optional[str] = help_field("Exported file; null = next to the checkpoint (best.onnx / best.torchscript.pt).",
                                   None)
-    dynamo: bool = _help("ONNX: use torch.export (dynamo) exporter; false = the TorchScript-based exporter.", True)
-    opset: Optional[int] = _help("ONNX opset; null = the exporter's default.", None)
-    parity_images: int = _help("Rendered images the exported model must read exactly like the checkpoint.", 32)
-    atol: float = _help("Largest tolerated absolute logit difference in the parity check.", 1e-3)
-    seed: int = _help("Seed of the rendered parity images.", 0)
+    dynamo: bool = help_field("ONNX: use torch.export (dynamo) exporter; false = the TorchScript-based exporter.", True)
+    opset: Optional[int] = help_field("ONNX opset; null = the exporter's default.", None)
+    parity_images: int = help_field("Rendered images the exported model must read exactly like the checkpoint.", 32)
+    atol: float = help_field("Largest tolerated absolute logit difference in the parity check.", 1e-3)
+    seed: int = help_field("Seed of the rendered parity images.", 0)
 
 
 def register_inference_configs(cs: Optional[ConfigStore] = None) -> ConfigStore:

@@ -78,7 +78,9 @@ def test_held_out_families_leave_training_fonts_and_get_their_own_split():
         pytest.skip("needs two font families (apt-get install fonts-khmeros)")
     cfg = DataConfig(held_out_fonts=[families[-1]])
     plans = {plan.name: plan for plan in plan_splits(cfg, fonts)}
-    assert {font.family for font in plans["val_unseen_fonts"].fonts} == {families[-1]}
+    for name in ("val_unseen_fonts", "val_hard_unseen_fonts"):
+        assert {font.family for font in plans[name].fonts} == {families[-1]}
+    assert plans["val_hard_unseen_fonts"].augment == plans["val_hard"].augment
     for name in ("train", "val", "val_hard"):
         assert families[-1] not in {font.family for font in plans[name].fonts}
 

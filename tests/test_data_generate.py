@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,9 @@ from runner.charset import decode, encode
 from runner.data import generate as generate_module
 from runner.data.config import CONF_DIR, AugmentConfig, DataConfig, augment_preset, register_data_configs
 from runner.data.dataset import KhmerDigitsDataset
-from runner.data.generate import ensure_generated_dataset, read_metadata, write_dataset
+from runner.data.generate import (SplitPlan, data_fonts, ensure_generated_dataset, plan_splits, read_metadata,
+                                  write_dataset)
+from runner.data.render import render_sample, sample_key
 from runner.data.preprocess import load_image
 from runner.errors import ConfigError
 
@@ -49,12 +52,39 @@ def test_metadata_labels_are_the_rendered_texts_and_round_trip(tiny_dataset):
         assert load_image(tiny_dataset.parent / record["image"]).mode == "L"
 
 
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.3, 0.5, 1.0])
+def test_the_hard_share_of_training_is_exact_and_evenly_spread(fraction):
+    plan = SplitPlan("train", 40, [], AugmentConfig(), augment_preset("heavy"), fraction)
+    hard = [plan.is_hard(index) for index in range(40)]
+    assert sum(hard) == round(40 * fraction)
+    assert abs(sum(hard[:10]) - 10 * fraction) < 1, "every stretch of the split has the same mix"
+    assert [plan.augment_for(i) is plan.hard_augment for i in range(40)] == hard
+
+
+def test_training_mixes_hard_samples_and_validation_stays_clean(tiny_dataset):
+    metadata = read_metadata(tiny_dataset)
+    fraction = metadata["dataset_info"]["settings"]["train_hard_fraction"]
+    hard = [index for index, record in enumerate(metadata["train"]) if record.get("hard")]
+    assert fraction == DataConfig().train_hard_fraction > 0
+    assert len(hard) == round(len(metadata["train"]) * fraction)
+    assert not any(record.get("hard") for record in metadata["val"])
+    # Each sample's recorded drawing is what its preset draws from its key: heavy for the hard share.
+    cfg = DataConfig(train_size=24, val_size=8, hard_val_size=6)  # the tiny_dataset settings
+    train_fonts = plan_splits(cfg, data_fonts(cfg))[0].fonts
+    for index, record in enumerate(metadata["train"]):
+        preset = augment_preset("heavy") if index in hard else AugmentConfig()
+        _, spec = render_sample(sample_key(5, "train", index), train_fonts, preset, cfg.min_length, cfg.max_length)
+        assert {key: value for key, value in record.items() if key not in ("image", "label", "hard")} == \
+            json.loads(json.dumps(spec.record(), ensure_ascii=False))
+
+
 def test_unseen_font_split_uses_only_held_out_families(tiny_dataset):
     metadata = read_metadata(tiny_dataset)
     held_out = set(metadata["dataset_info"]["settings"]["held_out_fonts"])
     if "val_unseen_fonts" not in metadata:
         pytest.skip("the held-out families are not installed here")
-    assert {record["font"] for record in metadata["val_unseen_fonts"]} <= held_out
+    for split in ("val_unseen_fonts", "val_hard_unseen_fonts"):
+        assert {record["font"] for record in metadata[split]} <= held_out
     for split in ("train", "val", "val_hard"):
         assert not {record["font"] for record in metadata[split]} & held_out
 
@@ -112,6 +142,7 @@ def test_folder_preset_without_dir_names_the_key(hydra_conf):
     ("kind", "disk", "data.kind must be one of"),
     ("min_length", 9, "data.min_length must be <= data.max_length"),
     ("val_fraction", 1.5, "data.val_fraction must lie in"),
+    ("train_hard_fraction", -0.1, "data.train_hard_fraction must be a share in"),
 ])
 def test_bad_data_values_name_the_key(key, value, message):
     with pytest.raises(ConfigError, match=message):

@@ -7,69 +7,67 @@ they change on top of it, so the YAML files and these defaults cannot drift apar
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import ConfigError, require
+from runner.schema import help_field
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 BACKGROUND_KINDS = ("solid", "gradient", "noise", "paper")
 DATA_KINDS = ("generated", "onthefly", "folder")
 
 
-def _help(text: str, default: Any) -> Any:
-    if callable(default):
-        return field(default_factory=default, metadata={"help": text})
-    return field(default=default, metadata={"help": text})
-
-
 @dataclass
 class AugmentConfig:
     """How rendered samples vary. Each `*_p` is a probability; each list is a [min, max] range."""
 
-    font_size: List[float] = _help("Font em size in px, [min, max]. Images are cropped to the ink, so "
+    font_size: List[float] = help_field("Font em size in px, [min, max]. Images are cropped to the ink, so "
                                    "this sets the rendering resolution (keep it near the 32 px model input).",
-                                   lambda: [24.0, 40.0])
-    font_weight: List[float] = _help("Weight axis (wght) range for variable fonts, clamped to each font's axis.",
-                                     lambda: [300.0, 800.0])
-    font_width: List[float] = _help("Width axis (wdth) range for variable fonts, clamped to each font's axis.",
-                                    lambda: [75.0, 100.0])
-    letter_spacing: List[float] = _help("Extra space between digits as a fraction of the font size "
+                                   factory=lambda: [24.0, 40.0])
+    font_weight: List[float] = help_field("Weight axis (wght) range for variable fonts, clamped to each font's axis.",
+                                     factory=lambda: [300.0, 800.0])
+    font_width: List[float] = help_field("Width axis (wdth) range for variable fonts, clamped to each font's axis.",
+                                    factory=lambda: [75.0, 100.0])
+    letter_spacing: List[float] = help_field("Extra space between digits as a fraction of the font size "
                                         "(negative = tighter; below -0.05 digits start to touch).",
-                                        lambda: [-0.02, 0.15])
-    padding: List[float] = _help("Margin on each side as a fraction of the text height, drawn per side "
-                                 "(0 = ink touches the border, 1 = loose crop).", lambda: [0.05, 0.5])
-    aspect_ratio: List[float] = _help("Horizontal stretch of the text (1 = the font's own shape).",
-                                      lambda: [0.85, 1.2])
-    background: Dict[str, float] = _help(
+                                        factory=lambda: [-0.02, 0.15])
+    padding: List[float] = help_field("Margin on each side as a fraction of the text height, drawn per side "
+                                 "(0 = ink touches the border, 1 = loose crop).", factory=lambda: [0.05, 0.5])
+    aspect_ratio: List[float] = help_field("Horizontal stretch of the text (1 = the font's own shape).",
+                                      factory=lambda: [0.85, 1.2])
+    background: Dict[str, float] = help_field(
         f"Relative weights of background kinds {list(BACKGROUND_KINDS)}.",
-        lambda: {"solid": 0.55, "gradient": 0.2, "noise": 0.1, "paper": 0.15})
-    background_level: List[float] = _help("Background brightness 0..255 (before any inversion).",
-                                          lambda: [200.0, 255.0])
-    ink_level: List[float] = _help("Ink brightness 0..255 (0 = black).", lambda: [0.0, 70.0])
-    ink_color_p: float = _help("Probability of coloured ink (blue or red pen, stamp) instead of grey.", 0.15)
-    min_contrast: float = _help("Smallest background-minus-ink brightness; darker ink is forced "
+        factory=lambda: {"solid": 0.55, "gradient": 0.2, "noise": 0.1, "paper": 0.15})
+    background_level: List[float] = help_field("Background brightness 0..255 (before any inversion).",
+                                          factory=lambda: [200.0, 255.0])
+    ink_level: List[float] = help_field("Ink brightness 0..255 (0 = black).", factory=lambda: [0.0, 70.0])
+    ink_color_p: float = help_field("Probability of coloured ink (blue or red pen, stamp) instead of grey.", 0.15)
+    min_contrast: float = help_field("Smallest background-minus-ink brightness; darker ink is forced "
                                 "below that so every label stays human-readable.", 90.0)
-    invert_p: float = _help("Probability of light-on-dark text (the image is inverted at the end).", 0.1)
-    rotation_p: float = _help("Probability of rotating the text.", 0.5)
-    rotation: float = _help("Largest rotation in degrees (either direction).", 3.0)
-    shear_p: float = _help("Probability of a horizontal shear (italic-like slant).", 0.3)
-    shear: float = _help("Largest shear factor (either direction).", 0.15)
-    perspective_p: float = _help("Probability of a perspective warp (photo taken at an angle).", 0.2)
-    perspective: float = _help("Largest corner displacement as a fraction of the text height.", 0.06)
-    blur_p: float = _help("Probability of a Gaussian blur (out of focus).", 0.3)
-    blur_radius: List[float] = _help("Gaussian blur radius range in px, for text 24 px high (scaled with the text).", lambda: [0.3, 0.9])
-    noise_p: float = _help("Probability of additive Gaussian pixel noise (sensor noise).", 0.3)
-    noise_sigma: List[float] = _help("Pixel noise standard deviation range (0..255 scale).", lambda: [2.0, 10.0])
-    jpeg_p: float = _help("Probability of a JPEG round trip.", 0.3)
-    jpeg_quality: List[float] = _help("JPEG quality range (1..95).", lambda: [40.0, 90.0])
-    lowres_p: float = _help("Probability of a low-resolution capture (downscale, then upscale back).", 0.2)
-    lowres_scale: List[float] = _help("Downscale factor range for low-resolution capture.", lambda: [0.5, 0.85])
-    underline_p: float = _help("Probability of an underline below the digits (never through them).", 0.05)
-    table_rules_p: float = _help("Probability of table rules (lines in the margins around the cell).", 0.1)
+    invert_p: float = help_field("Probability of light-on-dark text (the image is inverted at the end).", 0.1)
+    rotation_p: float = help_field("Probability of rotating the text.", 0.5)
+    rotation: float = help_field("Largest rotation in degrees (either direction).", 3.0)
+    shear_p: float = help_field("Probability of a horizontal shear (italic-like slant).", 0.3)
+    shear: float = help_field("Largest shear factor (either direction).", 0.15)
+    perspective_p: float = help_field("Probability of a perspective warp (photo taken at an angle).", 0.2)
+    perspective: float = help_field("Largest corner displacement as a fraction of the text height.", 0.06)
+    blur_p: float = help_field("Probability of a Gaussian blur (out of focus).", 0.3)
+    blur_radius: List[float] = help_field("Gaussian blur radius range in px, for text 24 px high (scaled with the "
+                                          "text).", factory=lambda: [0.3, 0.9])
+    noise_p: float = help_field("Probability of additive Gaussian pixel noise (sensor noise).", 0.3)
+    noise_sigma: List[float] = help_field("Pixel noise standard deviation range (0..255 scale).",
+                                          factory=lambda: [2.0, 10.0])
+    jpeg_p: float = help_field("Probability of a JPEG round trip.", 0.3)
+    jpeg_quality: List[float] = help_field("JPEG quality range (1..95).", factory=lambda: [40.0, 90.0])
+    lowres_p: float = help_field("Probability of a low-resolution capture (downscale, then upscale back).", 0.2)
+    lowres_scale: List[float] = help_field("Downscale factor range for low-resolution capture.",
+                                           factory=lambda: [0.5, 0.85])
+    underline_p: float = help_field("Probability of an underline below the digits (never through them).", 0.05)
+    table_rules_p: float = help_field("Probability of table rules (lines in the margins around the cell).", 0.1)
 
     def validate(self, prefix: str = "data.augment") -> None:
         for f in fields(self):
@@ -110,41 +108,46 @@ class AugmentConfig:
 class DataConfig:
     """Where samples come from (generated on disk, rendered on the fly, or a labelled folder)."""
 
-    kind: str = _help(f"Data source, one of {list(DATA_KINDS)}.", "generated")
-    dir: Optional[str] = _help("generated: a dataset written by `python -m runner.generate` (null = generate "
+    kind: str = help_field(f"Data source, one of {list(DATA_KINDS)}.", "generated")
+    dir: Optional[str] = help_field("generated: a dataset written by `python -m runner.generate` (null = generate "
                                "one into cache_dir); folder: a folder of images with labels.tsv.", None)
-    cache_dir: str = _help("Where generated datasets are cached, keyed by their settings; relative paths are "
+    cache_dir: str = help_field("Where generated datasets are cached, keyed by their settings; relative paths are "
                            "resolved against the directory the run was started from.",
                            "${oc.env:KHMER_OCR_CACHE,data_cache}")
-    seed: Optional[int] = _help("Seed for generating/rendering data; null = the run's seed. Fix it to share "
+    seed: Optional[int] = help_field("Seed for generating/rendering data; null = the run's seed. Fix it to share "
                                 "one dataset across a seed sweep.", None)
-    train_size: int = _help("Training samples (on the fly: samples per epoch).", 20000)
-    val_size: int = _help("Validation samples, rendered like training.", 2000)
-    hard_val_size: int = _help("Size of each extra split val_hard and val_unseen_fonts (0 disables both).", 1000)
-    min_length: int = _help("Fewest digits in a rendered label.", 1)
-    max_length: int = _help("Most digits in a label; targets are padded to max_length + 2.", 8)
-    image_height: int = _help("Model input height in px.", 32)
-    image_width: int = _help("Model input width in px (text is padded, or shrunk to fit).", 128)
-    batch_size: int = _help("Samples per batch (per process under DDP).", 64)
-    num_workers: int = _help("DataLoader worker processes (0 = load in the training process).", 0)
-    pin_memory: bool = _help("Pin batches in page-locked memory (helps only with a GPU).", False)
-    fonts_dir: Optional[str] = _help("Extra folder searched (recursively) for .ttf/.otf/.ttc Khmer fonts.", None)
-    use_package_font: bool = _help("Use the Noto Sans Khmer variable font from fontpkg-noto-sans-khmer.", True)
-    use_system_fonts: bool = _help("Use every Khmer font in the system font folders.", True)
-    held_out_fonts: List[str] = _help(
-        "Font families kept out of train/val/val_hard and used only for val_unseen_fonts.",
-        lambda: ["Khmer OS Siemreap", "Noto Serif Khmer"])
-    labels_file: str = _help("folder: name of the labels file inside data.dir and data.val_dir.", "labels.tsv")
-    val_dir: Optional[str] = _help("folder: a separate validation folder with its own labels file.", None)
-    val_fraction: float = _help("folder without val_dir: fraction of files held out for validation (seeded).",
+    train_size: int = help_field("Training samples (on the fly: samples per epoch).", 20000)
+    val_size: int = help_field("Validation samples, rendered like training.", 2000)
+    hard_val_size: int = help_field("Size of each extra split val_hard, val_unseen_fonts and val_hard_unseen_fonts "
+                               "(0 disables them).", 1000)
+    min_length: int = help_field("Fewest digits in a rendered label.", 1)
+    max_length: int = help_field("Most digits in a label; targets are padded to max_length + 2.", 8)
+    image_height: int = help_field("Model input height in px.", 32)
+    image_width: int = help_field("Model input width in px (text is padded, or shrunk to fit).", 128)
+    batch_size: int = help_field("Samples per batch (per process under DDP).", 64)
+    num_workers: int = help_field("DataLoader worker processes (0 = load in the training process).", 0)
+    pin_memory: bool = help_field("Pin batches in page-locked memory (helps only with a GPU).", False)
+    fonts_dir: Optional[str] = help_field("Extra folder searched (recursively) for .ttf/.otf/.ttc Khmer fonts.", None)
+    use_package_font: bool = help_field("Use the Noto Sans Khmer variable font from fontpkg-noto-sans-khmer.", True)
+    use_system_fonts: bool = help_field("Use every Khmer font in the system font folders.", True)
+    held_out_fonts: List[str] = help_field(
+        "Font families kept out of train/val/val_hard and used only for val_unseen_fonts and "
+        "val_hard_unseen_fonts.",
+        factory=lambda: ["Khmer OS Siemreap", "Noto Serif Khmer"])
+    labels_file: str = help_field("folder: name of the labels file inside data.dir and data.val_dir.", "labels.tsv")
+    val_dir: Optional[str] = help_field("folder: a separate validation folder with its own labels file.", None)
+    val_fraction: float = help_field("folder without val_dir: fraction of files held out for validation (seeded).",
                                 0.1)
-    cache_in_memory: bool = _help("Keep preprocessed uint8 images in memory after the first epoch.", True)
-    generate_workers: Optional[int] = _help("Processes used to generate a dataset (null = all usable cores).",
+    cache_in_memory: bool = help_field("Keep preprocessed uint8 images in memory after the first epoch.", True)
+    generate_workers: Optional[int] = help_field("Processes used to generate a dataset (null = all usable cores).",
                                             None)
-    augment: AugmentConfig = _help("Variation of training and val samples (choose a preset with "
-                                   "augment=none|light|heavy).", AugmentConfig)
-    hard_augment: AugmentConfig = _help("Variation of the val_hard split (default: the heavy preset).",
-                                        lambda: augment_preset("heavy"))
+    augment: AugmentConfig = help_field("Variation of training and val samples (choose a preset with "
+                                   "augment=none|light|heavy).", factory=AugmentConfig)
+    hard_augment: AugmentConfig = help_field("Variation of the val_hard split and of the hard share of training "
+                                        "(default: the heavy preset).", factory=lambda: augment_preset("heavy"))
+    train_hard_fraction: float = help_field("Share of training samples drawn with data.hard_augment instead of "
+                                       "data.augment, spread evenly over the split (0 = train on data.augment "
+                                       "only). val keeps data.augment, so it still measures clean images.", 0.5)
 
     def validate(self, prefix: str = "data") -> None:
         require(self.kind in DATA_KINDS, f"{prefix}.kind", f"must be one of {list(DATA_KINDS)}", self.kind)
@@ -157,6 +160,8 @@ class DataConfig:
         require(self.image_height >= 8, f"{prefix}.image_height", "must be >= 8", self.image_height)
         require(self.image_width >= self.image_height, f"{prefix}.image_width",
                f"must be >= data.image_height ({self.image_height})", self.image_width)
+        require(0.0 <= self.train_hard_fraction <= 1.0, f"{prefix}.train_hard_fraction",
+                "must be a share in [0, 1]", self.train_hard_fraction)
         require(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", "must lie in [0, 1)", self.val_fraction)
         require(self.generate_workers is None or self.generate_workers > 0, f"{prefix}.generate_workers",
                "must be > 0 or null", self.generate_workers)
@@ -171,9 +176,9 @@ class DataConfig:
 class GenerateConfig:
     """Root config of `python -m runner.generate`."""
 
-    seed: int = _help("Seed of the dataset (data.seed overrides it when set).", 1234)
-    overwrite: bool = _help("Replace an existing dataset in data.dir.", False)
-    data: DataConfig = _help("Data settings, shared with training.", DataConfig)
+    seed: int = help_field("Seed of the dataset (data.seed overrides it when set).", 1234)
+    overwrite: bool = help_field("Replace an existing dataset in data.dir.", False)
+    data: DataConfig = help_field("Data settings, shared with training.", factory=DataConfig)
 
 
 def augment_preset(name: str) -> AugmentConfig:

@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, S
 from runner.charset import EOS, PAD, SOS, encode, validate_text
 from runner.data.config import AugmentConfig, DataConfig, as_data_config
 from runner.data.fonts import FontSpec
-from runner.data.generate import (METADATA_FILE, data_fonts, ensure_generated_dataset, plan_splits,
+from runner.data.generate import (METADATA_FILE, SplitPlan, data_fonts, ensure_generated_dataset, plan_splits,
                                   read_metadata, resolve_path)
 from runner.data.preprocess import load_image, preprocess_image_uint8, uint8_to_tensor
 from runner.data.render import render_sample, sample_key
@@ -168,10 +168,12 @@ class OnTheFlyDataset(Dataset):
 
     def __init__(self, fonts: Sequence[FontSpec], augment: AugmentConfig, size: int, seed: int,
                  split: str = "train", min_length: int = 1, max_length: int = 8, image_height: int = 32,
-                 image_width: int = 128, vary_by_epoch: bool = True):
+                 image_width: int = 128, vary_by_epoch: bool = True, hard_augment: Optional[AugmentConfig] = None,
+                 hard_fraction: float = 0.0):
         if size <= 0:
             raise DataError(f"on-the-fly split {split!r} has size {size}; set its size > 0.")
         self.fonts, self.augment, self.size, self.seed, self.split = list(fonts), augment, size, seed, split
+        self.plan = SplitPlan(split, size, self.fonts, augment, hard_augment, hard_fraction)
         self.min_length, self.max_length = min_length, max_length
         self.image_height, self.image_width = image_height, image_width
         self.vary_by_epoch = vary_by_epoch
@@ -186,7 +188,7 @@ class OnTheFlyDataset(Dataset):
     def render(self, index: Union[int, tuple[int, int]]):
         epoch, index = index if isinstance(index, tuple) else (self.epoch, index)
         key = sample_key(self.seed, self.split, index, epoch if self.vary_by_epoch else None)
-        return render_sample(key, self.fonts, self.augment, self.min_length, self.max_length)
+        return render_sample(key, self.fonts, self.plan.augment_for(index), self.min_length, self.max_length)
 
     def __getitem__(self, index: Union[int, tuple[int, int]]) -> Sample:
         image, spec = self.render(index)
@@ -306,7 +308,7 @@ def folder_datasets(cfg: DataConfig, seed: int) -> tuple[LabeledFolderDataset, L
 
 
 def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Dataset]:
-    """Every split for `cfg.kind`: train, val and, where available, val_hard and val_unseen_fonts."""
+    """Every split for `cfg.kind`: train, val and, where available, the extra val_* splits."""
     if cfg.kind == "folder":
         train, val = folder_datasets(cfg, seed)
         return {"train": train, "val": val}
@@ -315,7 +317,8 @@ def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Datas
         for plan in plan_splits(cfg, data_fonts(cfg)):
             datasets[plan.name] = OnTheFlyDataset(plan.fonts, plan.augment, plan.size, seed, plan.name,
                                                   cfg.min_length, cfg.max_length, cfg.image_height,
-                                                  cfg.image_width, vary_by_epoch=plan.name == "train")
+                                                  cfg.image_width, vary_by_epoch=plan.name == "train",
+                                                  hard_augment=plan.hard_augment, hard_fraction=plan.hard_fraction)
         return datasets
     metadata_path = (resolve_path(cfg.dir) / METADATA_FILE if cfg.dir
                      else ensure_generated_dataset(cfg, seed, rank))
@@ -327,7 +330,7 @@ def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Datas
 
 def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank: int = 0, world_size: int = 1
                        ) -> tuple[DataLoader, DataLoader, dict[str, DataLoader]]:
-    """(train_loader, val_loader, extra_val_loaders) for the trainer; extras are val_hard/val_unseen_fonts."""
+    """(train_loader, val_loader, extra_val_loaders) for the trainer; extras are the other val_* splits."""
     cfg = as_data_config(data_cfg)
     data_seed = cfg.seed if cfg.seed is not None else seed
     datasets = build_datasets(cfg, data_seed, rank)

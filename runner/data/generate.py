@@ -3,7 +3,8 @@
 Layout of a dataset folder:
 
     metadata.yaml            dataset_info header + one list of samples per split
-    train/000000.png ...     one folder per split: train, val, val_hard, val_unseen_fonts
+    train/000000.png ...     one folder per split: train, val, val_hard, val_unseen_fonts,
+                             val_hard_unseen_fonts
 
 Each sample records its image path (relative to metadata.yaml), label, and how it was drawn (font,
 size, variation axes, every applied augmentation). Sample i of split s is a function of
@@ -16,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -36,7 +38,7 @@ from runner.errors import DataError
 log = logging.getLogger(__name__)
 
 # Bump whenever rendering changes what a (seed, settings) pair produces: it invalidates caches.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 METADATA_FILE = "metadata.yaml"
 CHUNK_SIZE = 64
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -45,12 +47,24 @@ YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @dataclass
 class SplitPlan:
-    """What one split is rendered from."""
+    """What one split is rendered from: `augment`, or `hard_augment` for a `hard_fraction` of it."""
 
     name: str
     size: int
     fonts: list[FontSpec]
     augment: AugmentConfig
+    hard_augment: Optional[AugmentConfig] = None
+    hard_fraction: float = 0.0
+
+    def is_hard(self, index: int) -> bool:
+        """Whether sample `index` is drawn with `hard_augment`: exactly `hard_fraction` of every run of
+        samples, evenly interleaved, so any prefix of the split (or batch of it) has the same mix."""
+        if self.hard_augment is None:
+            return False
+        return math.floor((index + 1) * self.hard_fraction + 1e-9) > math.floor(index * self.hard_fraction + 1e-9)
+
+    def augment_for(self, index: int) -> AugmentConfig:
+        return self.hard_augment if self.is_hard(index) else self.augment
 
 
 def data_fonts(cfg: DataConfig) -> list[FontSpec]:
@@ -59,7 +73,11 @@ def data_fonts(cfg: DataConfig) -> list[FontSpec]:
 
 
 def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
-    """train, val, val_hard and val_unseen_fonts, with held-out font families kept out of the first three."""
+    """train, val, val_hard, val_unseen_fonts and val_hard_unseen_fonts.
+
+    Held-out font families appear only in the last two; val_hard_unseen_fonts (heavy degradation in
+    fonts never trained on) is the closest stand-in for real images from other people's machines.
+    """
     # Holding fonts out only makes sense when the split that uses them is written.
     training_fonts, held_out = split_held_out(fonts, cfg.held_out_fonts if cfg.hard_val_size > 0 else [])
     if cfg.hard_val_size > 0 and cfg.held_out_fonts and not held_out:
@@ -72,12 +90,14 @@ def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
                       f"Khmer fonts (apt-get install fonts-khmeros fonts-noto-core) to measure unseen-font accuracy.",
                       stacklevel=2)
         training_fonts, held_out = list(fonts), []
-    plans = [SplitPlan("train", cfg.train_size, training_fonts, cfg.augment),
+    mixed = cfg.hard_augment if cfg.train_hard_fraction > 0 else None
+    plans = [SplitPlan("train", cfg.train_size, training_fonts, cfg.augment, mixed, cfg.train_hard_fraction),
              SplitPlan("val", cfg.val_size, training_fonts, cfg.augment)]
     if cfg.hard_val_size > 0:
         plans.append(SplitPlan("val_hard", cfg.hard_val_size, training_fonts, cfg.hard_augment))
         if held_out:
             plans.append(SplitPlan("val_unseen_fonts", cfg.hard_val_size, held_out, cfg.augment))
+            plans.append(SplitPlan("val_hard_unseen_fonts", cfg.hard_val_size, held_out, cfg.hard_augment))
     return [plan for plan in plans if plan.size > 0]
 
 
@@ -111,13 +131,16 @@ def _init_worker(plans: list[SplitPlan], seed: int, out_dir: str, min_length: in
 def _render_one(task: tuple[str, int]) -> dict[str, Any]:
     split, index = task
     plan = _WORKER["plans"][split]
-    image, spec = render_sample(sample_key(_WORKER["seed"], split, index), plan.fonts, plan.augment,
+    image, spec = render_sample(sample_key(_WORKER["seed"], split, index), plan.fonts, plan.augment_for(index),
                                 _WORKER["min_length"], _WORKER["max_length"])
     relative = f"{split}/{index:06d}.png"
     # Stored as grayscale: the model sees grayscale anyway (preprocess_image) and noisy RGB PNGs are
     # three times larger. Pillow writes no timestamps, so equal pixels give equal bytes.
     image.convert("L").save(_WORKER["out_dir"] / relative, format="PNG", compress_level=3)
-    return {"image": relative, "label": spec.text, **spec.record()}
+    record = {"image": relative, "label": spec.text, **spec.record()}
+    if plan.is_hard(index):
+        record["hard"] = True
+    return record
 
 
 def default_workers() -> int:
@@ -184,7 +207,7 @@ def generator_settings(cfg: DataConfig) -> dict[str, Any]:
     return {"train_size": cfg.train_size, "val_size": cfg.val_size, "hard_val_size": cfg.hard_val_size,
             "min_length": cfg.min_length, "max_length": cfg.max_length,
             "held_out_fonts": list(cfg.held_out_fonts), "augment": dataclasses.asdict(cfg.augment),
-            "hard_augment": dataclasses.asdict(cfg.hard_augment)}
+            "hard_augment": dataclasses.asdict(cfg.hard_augment), "train_hard_fraction": cfg.train_hard_fraction}
 
 
 def dataset_info(cfg: DataConfig, seed: int, plans: Sequence[SplitPlan], fonts: Sequence[FontSpec]) -> dict:

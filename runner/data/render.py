@@ -19,7 +19,7 @@ from runner.data.augment import Augmentation, compose, degrade, sample_augmentat
 from runner.data.config import AugmentConfig
 from runner.data.fonts import FontSpec, load_font
 
-SPLIT_CODES = {"train": 0, "val": 1, "val_hard": 2, "val_unseen_fonts": 3}
+SPLIT_CODES = {"train": 0, "val": 1, "val_hard": 2, "val_unseen_fonts": 3, "val_hard_unseen_fonts": 4}
 
 
 def sample_key(seed: int, split: str, index: int, epoch: int | None = None) -> list[int]:

@@ -42,7 +42,7 @@ def sample_grid(cfg: DataConfig, seed: int, count: int = 40, columns: int = 4, s
     draw = ImageDraw.Draw(grid)
     font = label_font(plan.fonts)
     for index in range(count):
-        image, spec = render_sample(sample_key(seed, split, index), plan.fonts, plan.augment, cfg.min_length,
+        image, spec = render_sample(sample_key(seed, split, index), plan.fonts, plan.augment_for(index), cfg.min_length,
                                     cfg.max_length)
         x, y = (index % columns) * CELL_WIDTH, (index // columns) * cell_height
         draw.rectangle((x + 2, y + 2, x + CELL_WIDTH - 3, y + cell_height - 3), fill=(250, 250, 250))
@@ -62,7 +62,7 @@ def sample_grid(cfg: DataConfig, seed: int, count: int = 40, columns: int = 4, s
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="light", help="augment preset: none, light or heavy")
-    parser.add_argument("--split", default="train", help="train, val, val_hard or val_unseen_fonts")
+    parser.add_argument("--split", default="train", help="train, val, val_hard, val_unseen_fonts or val_hard_unseen_fonts")
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", default="outputs/samples.png")
