@@ -10,6 +10,8 @@ Sections (each a function below, each reusing a benchmarks/bench_*.py module):
   4. data generation and loading images/s, and the share of step time spent waiting for data (< 5%)
   5. tuning: training throughput of threads, workers, channels_last, torch.compile, bf16 vs fp32,
      on-the-fly data and width bucketing, each as a ratio to the default measured in the same run
+  6. accuracy next to Tesseract 5 on the same images of every validation split, for the model of
+     --checkpoint (e.g. the run `make train` wrote) or else the model section 2 trained
 
 The report goes to stdout and to outputs/bench/bench.md (plus a dated copy next to it). On a shared
 machine every number moves with the load: comparisons are ratios measured within one run
@@ -33,6 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: the sibling bench_* modules
 
+import bench_accuracy  # noqa: E402
 import bench_data  # noqa: E402
 import bench_inference  # noqa: E402
 import bench_training  # noqa: E402
@@ -118,6 +121,14 @@ def section_inference(quick: bool, default_model: str) -> tuple[str, list[dict[s
     return "\n".join(lines), rows
 
 
+def section_accuracy(checkpoint: Path, quick: bool) -> tuple[str, list[dict[str, Any]]]:
+    from runner.inference import load_predictor
+
+    rows = bench_accuracy.compare_with_tesseract(checkpoint, images=100 if quick else 300)
+    lines = [f"Model: `{checkpoint}`.", "", bench_accuracy.accuracy_markdown(rows, load_predictor(checkpoint).name)]
+    return "\n".join(lines), rows
+
+
 def section_data(generated: dict[str, Any], overhead: Optional[dict[str, Any]],
                  tuning: Optional[Sequence[dict[str, Any]]], quick: bool) -> tuple[str, dict[str, Any]]:
     result = bench_data.measure_data(render_images=64 if quick else 256, generated=generated)
@@ -184,7 +195,8 @@ def timed(title: str, function: Callable[[], tuple[str, Any]]) -> tuple[str, Any
     return section, result
 
 
-def run(quick: bool, max_minutes: float = 15.0, output_dir: Path = OUTPUT_DIR, skip: Sequence[int] = ()) -> str:
+def run(quick: bool, max_minutes: float = 15.0, output_dir: Path = OUTPUT_DIR, skip: Sequence[int] = (),
+        checkpoint: Optional[Path] = None) -> str:
     default_model = str(compose_config("train").model.name)
     header = "\n".join(["# khmer-digits-ocr benchmarks" + (" (quick: sections 2 and 5 skipped)" if quick else ""),
                         "", machine_markdown()])
@@ -210,7 +222,16 @@ def run(quick: bool, max_minutes: float = 15.0, output_dir: Path = OUTPUT_DIR, s
                                     lambda: section_tuning(quick))
     sections[4], _ = timed("4. Data: generation and loading speed, time waiting for data",
                            lambda: section_data(generated, overhead, tuning, quick))
-    summary = summary_markdown(overhead, time_to, inference, tuning, default_model)
+    if checkpoint is None and time_to is not None:
+        checkpoint = Path(time_to["output_dir"]) / "checkpoints" / "best.pt"
+    accuracy: Optional[list[dict[str, Any]]] = None
+    if checkpoint is None:
+        sections[6] = ("## 6. Accuracy next to Tesseract 5\n\nSkipped: no model (section 2 did not run and no "
+                       "--checkpoint was given).")
+    else:
+        sections[6], accuracy = timed("6. Accuracy next to Tesseract 5 on every validation split",
+                                      lambda: section_accuracy(checkpoint, quick))
+    summary = summary_markdown(overhead, time_to, inference, tuning, default_model, accuracy)
     report = "\n\n".join([header, summary, *(sections[number] for number in sorted(sections))]) + "\n"
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / "bench.md").write_text(report, encoding="utf-8")
@@ -221,7 +242,7 @@ def run(quick: bool, max_minutes: float = 15.0, output_dir: Path = OUTPUT_DIR, s
 
 def summary_markdown(overhead: Optional[dict[str, Any]], time_to: Optional[dict[str, Any]],
                      inference: Optional[list[dict[str, Any]]], tuning: Optional[list[dict[str, Any]]],
-                     default_model: str) -> str:
+                     default_model: str, accuracy: Optional[list[dict[str, Any]]] = None) -> str:
     def status(ok: Optional[bool]) -> str:
         return "–" if ok is None else ("meets" if ok else "misses")
 
@@ -255,6 +276,11 @@ def summary_markdown(overhead: Optional[dict[str, Any]], time_to: Optional[dict[
         if tesseract:
             lines.append(f"| Tesseract 5 exact reads on the same images | {tesseract['note'].split()[1]} | "
                          f"(expected 0.50–0.85) | – |")
+    for row in accuracy or []:
+        if row["tesseract_seq_accuracy"] is not None:
+            lines.append(f"| {row['split']}: model vs Tesseract 5 seq accuracy (section 6) | "
+                         f"{row['model_seq_accuracy']:.3f} vs {row['tesseract_seq_accuracy']:.3f} | model ahead | "
+                         f"{status(row['model_seq_accuracy'] > row['tesseract_seq_accuracy'])} |")
     for row in tuning or []:
         if clearly_helps(row):
             lines.append(f"| tuning: {row['option']} | {row['ratio']:.2f}× the default | ≥ 1.10× to recommend | "
@@ -270,9 +296,12 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--output-dir", type=Path, default=OUTPUT_DIR)
     parser.add_argument("--skip", type=int, nargs="+", default=[], choices=[2, 5],
                         help="skip long sections: 2 (time to 99%%), 5 (tuning)")
+    parser.add_argument("--checkpoint", type=Path, default=os.environ.get("BENCH_CHECKPOINT") or None,
+                        help="model for section 6 (a run dir or .pt; default from BENCH_CHECKPOINT, else the model "
+                             "section 2 trains)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
-    report = run(args.quick, args.max_minutes, args.output_dir, args.skip)
+    report = run(args.quick, args.max_minutes, args.output_dir, args.skip, args.checkpoint)
     print(report)
     print(f"saved to {args.output_dir / 'bench.md'}", file=sys.stderr)
 

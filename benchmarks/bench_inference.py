@@ -11,7 +11,8 @@ What is timed, on the same rendered images (light augmentation, 32x128 after pre
   tesseract     `tesseract IMAGE stdout -l khm --psm 7` per image (its own pipeline, process start
                 included for the latency; the batch column runs one process over a list file)
 
-Models have random weights: speed does not depend on them. ONNX models come from the same
+Models have random weights: with denormals flushed (as `load_predictor` does) speed does not
+depend on them. ONNX models come from the same
 `export_onnx` as `runner.export` (dynamo exporter), parity-checked before timing.
 `bench_inference()` returns the rows as dicts for `make bench`.
 """
@@ -86,9 +87,8 @@ def bench_predictor(predictor: Predictor, images: torch.Tensor, batch_size: int,
     return _row(predictor.name, predictor.kind, params_m, per_second, latency, note)
 
 
-def bench_tesseract(samples: Sequence[tuple[Any, str]], latency_runs: int,
-                    executable: str = "tesseract") -> Optional[dict[str, Any]]:
-    """Tesseract 5 with the Khmer model on the raw rendered images; None if it is not installed."""
+def tesseract_command(executable: str = "tesseract") -> Optional[str]:
+    """Path of a Tesseract with Khmer language data, or None (with the reason on stderr)."""
     path = shutil.which(executable)
     if path is None:
         return None
@@ -97,22 +97,40 @@ def bench_tesseract(samples: Sequence[tuple[Any, str]], latency_runs: int,
         print("tesseract has no 'khm' language data (apt-get install tesseract-ocr-khm); skipping it",
               file=sys.stderr)
         return None
+    return path
+
+
+def tesseract_read(path: str, files: Sequence[Path]) -> list[str]:
+    """Digits Tesseract 5 (`-l khm --psm 7`, one text line) reads in each file, in one process.
+
+    Arabic digits count as the same Khmer digit; everything else it reads is dropped.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        listing = Path(folder) / "images.txt"
+        listing.write_text("\n".join(str(f) for f in files) + "\n")
+        output = subprocess.run([path, str(listing), "stdout", "-l", "khm", "--psm", "7"], capture_output=True,
+                                text=True, check=True).stdout
+    pages = output.split("\f")[:len(files)]  # one page per image, separated by form feeds
+    pages += [""] * (len(files) - len(pages))
+    return ["".join(c for c in to_khmer(page) if c in DIGITS) for page in pages]
+
+
+def bench_tesseract(samples: Sequence[tuple[Any, str]], latency_runs: int,
+                    executable: str = "tesseract") -> Optional[dict[str, Any]]:
+    """Tesseract 5 with the Khmer model on the raw rendered images; None if it is not installed."""
+    path = tesseract_command(executable)
+    if path is None:
+        return None
     with tempfile.TemporaryDirectory() as folder:
         files = []
         for index, (image, _) in enumerate(samples):
             files.append(Path(folder) / f"{index:04d}.png")
             image.save(files[-1])
-        listing = Path(folder) / "images.txt"
-        listing.write_text("\n".join(str(f) for f in files) + "\n")
-        command = [path, str(listing), "stdout", "-l", "khm", "--psm", "7"]
         started = time.perf_counter()
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        read = tesseract_read(path, files)
         per_second = len(files) / (time.perf_counter() - started)
         single = [path, str(files[0]), "stdout", "-l", "khm", "--psm", "7"]
         latency = _latency_ms(lambda: subprocess.run(single, capture_output=True, check=True), latency_runs)
-    # one text line per image, separated by form feeds; Arabic digits count as the same digit
-    pages = output.split("\f")[:len(samples)]
-    read = ["".join(c for c in to_khmer(page) if c in DIGITS) for page in pages]
     correct = sum(text == truth for text, (_, truth) in zip(read, samples))
     return _row("tesseract 5 (khm)", "tesseract", None, per_second, latency,
                 f"seq_accuracy {correct / len(samples):.2f} on these images")
@@ -123,6 +141,7 @@ def bench_inference(presets: Optional[Sequence[str]] = None, threads: int = 2, b
                     dynamo: bool = True) -> list[dict[str, Any]]:
     """Measure every preset with PyTorch and ONNX Runtime (and Tesseract); print a markdown table, return rows."""
     torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # as runner.inference.load_predictor does for real checkpoints
     samples = render_images(images, MAX_LENGTH, seed=7)
     started = time.perf_counter()
     batch = torch.stack([preprocess_image(image, HEIGHT, WIDTH) for image, _ in samples])

@@ -10,7 +10,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+from bench_accuracy import accuracy_markdown, compare_with_tesseract  # noqa: E402
+from bench_inference import tesseract_command  # noqa: E402
 from bench_training import BucketBatchSampler, crop_collate, tuning_verdict  # noqa: E402
+from omegaconf import OmegaConf  # noqa: E402
+
+from runner.data.config import DataConfig  # noqa: E402
+from runner.models import create_model  # noqa: E402
+from runner.training.checkpoint import atomic_save, build_checkpoint  # noqa: E402
 
 
 def test_bucket_sampler_yields_full_batches_of_similar_width_once_each():
@@ -42,3 +49,19 @@ def test_tuning_verdict_thresholds():
     assert tuning_verdict(1.25) == "helps"
     assert tuning_verdict(1.0) == "no clear change"
     assert tuning_verdict(0.5) == "hurts"
+
+
+def test_accuracy_next_to_tesseract_reads_the_same_images_of_every_split(tmp_path):
+    data = DataConfig(cache_dir=str(tmp_path / "cache"), train_size=4, val_size=6, hard_val_size=5)
+    config_yaml = OmegaConf.to_yaml({"seed": 3, "data": OmegaConf.structured(data)})
+    payload = build_checkpoint(model=create_model("ctc_small"), epoch=1, global_step=1, metrics={},
+                               config_yaml=config_yaml, preprocess={"height": 32, "width": 128})
+    atomic_save(payload, tmp_path / "best.pt")
+    tesseract = tesseract_command() is not None
+    rows = compare_with_tesseract(tmp_path / "best.pt", images=5, tesseract=tesseract)
+    assert [row["split"] for row in rows][:2] == ["val", "val_hard"], "the training data's own splits, found again"
+    for row in rows:
+        assert row["images"] == 5 and 0.0 <= row["model_seq_accuracy"] <= 1.0
+        assert (row["tesseract_seq_accuracy"] is not None) == tesseract
+    table = accuracy_markdown(rows, "ctc_small")
+    assert all(f"| {row['split']} (" in table for row in rows)
