@@ -56,7 +56,7 @@ compare-models: $(STAMP)  ## Sweep preset: every model preset with its default l
 search-lr: $(STAMP)  ## Optuna TPE search over lr (log), weight decay, label smoothing (8 trials; pip extra `sweep`)
 	$(PY) -m runner hparams_search=lr_optuna $(ARGS)
 
-bench: $(STAMP)  ## Benchmarks: training overhead vs bare PyTorch, time to 99%, inference vs Tesseract, data (BENCH_QUICK=1 skips the long parts)
+bench: $(STAMP)  ## Benchmarks: overhead vs bare PyTorch, time to 99%, inference and accuracy vs Tesseract, data (BENCH_QUICK=1: short; BENCH_CHECKPOINT=RUN_DIR: score that model)
 	$(PY) benchmarks/bench.py
 
 tensorboard: $(STAMP)  ## Open TensorBoard over every run in outputs/

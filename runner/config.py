@@ -95,7 +95,7 @@ class CheckpointConfig:
 class TrainerConfig:
     _target_: str = help_field("Trainer class.", "runner.training.OCRTrainer")
     _partial_: bool = True
-    max_epochs: int = help_field("Upper bound on epochs.", 12)
+    max_epochs: int = help_field("Upper bound on epochs.", 8)
     max_time_minutes: Optional[float] = help_field("Wall-clock budget; training stops after the epoch that crosses it "
                                               "(default 12, so `make train` ends within ~15 min with data generation).", 12.0)
     stop_at: Optional[float] = help_field("Stop as soon as the monitored metric reaches this value.", None)

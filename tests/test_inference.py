@@ -186,7 +186,10 @@ def test_evaluate_numbers_equal_ocrmetrics(checkpoint, predictor, tiny_dataset, 
 
 def test_evaluation_data_defaults_to_the_training_settings(predictor):
     from runner.config import compose_config
+    from runner.data.config import DataConfig
+    from runner.inference import register_inference_configs
 
+    register_inference_configs()  # what importing runner.evaluate does
     trained = type(predictor)(predictor.model, {**predictor.metadata, "training": {
         "seed": 7, "data": {"train_size": 99, "val_size": 11, "image_height": 48}}}, predictor.source)
     cfg = compose_config("evaluate", ["checkpoint=x"])
@@ -198,7 +201,7 @@ def test_evaluation_data_defaults_to_the_training_settings(predictor):
     assert (data.train_size, data.val_size) == (99, 5)  # command-line data.* still applies on top
     cfg = compose_config("evaluate", ["checkpoint=x", "data=folder", "data.dir=/some/where"])
     data, from_training = evaluation_data_config(cfg.data, trained, ["data=folder", "data.dir=/some/where"])
-    assert not from_training and data.kind == "folder" and data.train_size == 20000
+    assert not from_training and data.kind == "folder" and data.train_size == DataConfig().train_size
 
 
 # --------------------------------------------------------------------------- entry points (subprocesses)

@@ -116,7 +116,7 @@ class DataConfig:
                            "${oc.env:KHMER_OCR_CACHE,data_cache}")
     seed: Optional[int] = help_field("Seed for generating/rendering data; null = the run's seed. Fix it to share "
                                 "one dataset across a seed sweep.", None)
-    train_size: int = help_field("Training samples (on the fly: samples per epoch).", 20000)
+    train_size: int = help_field("Training samples (on the fly: samples per epoch).", 60000)
     val_size: int = help_field("Validation samples, rendered like training.", 2000)
     hard_val_size: int = help_field("Size of each extra split val_hard, val_unseen_fonts and val_hard_unseen_fonts "
                                "(0 disables them).", 1000)
@@ -147,7 +147,7 @@ class DataConfig:
                                         "(default: the heavy preset).", factory=lambda: augment_preset("heavy"))
     train_hard_fraction: float = help_field("Share of training samples drawn with data.hard_augment instead of "
                                        "data.augment, spread evenly over the split (0 = train on data.augment "
-                                       "only). val keeps data.augment, so it still measures clean images.", 0.5)
+                                       "only). val keeps data.augment, so it still measures clean images.", 0.85)
 
     def validate(self, prefix: str = "data") -> None:
         require(self.kind in DATA_KINDS, f"{prefix}.kind", f"must be one of {list(DATA_KINDS)}", self.kind)
