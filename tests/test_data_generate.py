@@ -176,3 +176,15 @@ def test_cache_dir_defaults_to_the_env_variable_relative_to_the_start_directory(
     cfg = DataConfig(use_system_fonts=False, held_out_fonts=[], generate_workers=1, **SMALL)
     metadata = ensure_generated_dataset(cfg, seed=1, progress=False)
     assert metadata.parent.parent == tmp_path / "my_cache"
+
+
+@pytest.mark.parametrize("preset", [None, "none"])
+def test_sample_grid_shows_the_training_mix_or_one_preset(tmp_path, preset):
+    from PIL import Image
+
+    from runner.data.samples import main as samples_main
+
+    out = tmp_path / "grid.png"
+    samples_main(["--count", "4", "--out", str(out), *(["--preset", preset] if preset else [])])
+    with Image.open(out) as grid:
+        assert grid.mode == "RGB" and grid.width > grid.height > 0

@@ -61,13 +61,16 @@ def sample_grid(cfg: DataConfig, seed: int, count: int = 40, columns: int = 4, s
 @exit_on_user_error
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="light", help="augment preset: none, light or heavy")
+    parser.add_argument("--preset", default=None,
+                        help="draw every sample with this augment preset (none, light or heavy); default: the "
+                             "training mix, data.train_hard_fraction of heavy among light")
     parser.add_argument("--split", default="train", help="train, val, val_hard, val_unseen_fonts or val_hard_unseen_fonts")
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", default="outputs/samples.png")
     args = parser.parse_args(argv)
-    cfg = DataConfig(augment=augment_preset(args.preset))
+    cfg = DataConfig() if args.preset is None else DataConfig(augment=augment_preset(args.preset),
+                                                              train_hard_fraction=0.0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sample_grid(cfg, args.seed, args.count, split=args.split).save(out)
