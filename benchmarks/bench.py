@@ -122,10 +122,8 @@ def section_inference(quick: bool, default_model: str) -> tuple[str, list[dict[s
 
 
 def section_accuracy(checkpoint: Path, quick: bool) -> tuple[str, list[dict[str, Any]]]:
-    from runner.inference import load_predictor
-
     rows = bench_accuracy.compare_with_tesseract(checkpoint, images=100 if quick else 300)
-    lines = [f"Model: `{checkpoint}`.", "", bench_accuracy.accuracy_markdown(rows, load_predictor(checkpoint).name)]
+    lines = [f"Model: `{checkpoint}`.", "", bench_accuracy.accuracy_markdown(rows)]
     return "\n".join(lines), rows
 
 

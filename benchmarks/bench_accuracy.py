@@ -24,10 +24,9 @@ from torch.utils.data import Subset
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: the sibling bench_* modules
 
 import bench_inference  # noqa: E402
-from runner.config import TrainingConfig  # noqa: E402
 from runner.data.config import DataConfig  # noqa: E402
 from runner.data.dataset import build_datasets  # noqa: E402
-from runner.inference import evaluate_dataset, evaluation_data_config, load_predictor  # noqa: E402
+from runner.inference import evaluate_dataset, evaluation_data_config, evaluation_seed, load_predictor  # noqa: E402
 
 SPLITS = {"val": "clean, training fonts", "val_hard": "heavy degradation, training fonts",
           "val_unseen_fonts": "clean, held-out font families", "val_hard_unseen_fonts": "heavy degradation, held-out "
@@ -38,8 +37,7 @@ def compare_with_tesseract(checkpoint: str | Path, images: int = 300, tesseract:
     """One row per split present: model and Tesseract sequence accuracy on the same `images` images."""
     predictor = load_predictor(checkpoint, "cpu")
     data, _ = evaluation_data_config(OmegaConf.structured(DataConfig), predictor, [])
-    seed = next(value for value in (data.seed, predictor.training.get("seed"), TrainingConfig.seed) if value is not None)
-    datasets = build_datasets(data, seed)
+    datasets = build_datasets(data, evaluation_seed(predictor, data))
     command = bench_inference.tesseract_command() if tesseract else None
     rows = []
     for split, what in SPLITS.items():
@@ -48,7 +46,7 @@ def compare_with_tesseract(checkpoint: str | Path, images: int = 300, tesseract:
         dataset = datasets[split]
         count = min(images, len(dataset))
         scores = evaluate_dataset(predictor, Subset(dataset, range(count)), max_length=data.max_length).compute()
-        row: dict[str, Any] = {"split": split, "what": what, "images": count,
+        row: dict[str, Any] = {"split": split, "what": what, "images": count, "model": predictor.name,
                                "model_seq_accuracy": scores["seq_accuracy"], "model_cer": scores["cer"],
                                "tesseract_seq_accuracy": None}
         if command is not None:
@@ -58,7 +56,8 @@ def compare_with_tesseract(checkpoint: str | Path, images: int = 300, tesseract:
     return rows
 
 
-def accuracy_markdown(rows: Sequence[dict[str, Any]], model: str) -> str:
+def accuracy_markdown(rows: Sequence[dict[str, Any]]) -> str:
+    model = rows[0]["model"] if rows else "model"
     lines = [f"| split | images | `{model}` seq accuracy | `{model}` CER | Tesseract 5 `khm` seq accuracy |",
              "|---|---:|---:|---:|---:|"]
     for row in rows:
@@ -75,7 +74,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--no-tesseract", action="store_true")
     args = parser.parse_args(argv)
     rows = compare_with_tesseract(args.checkpoint, args.images, not args.no_tesseract)
-    print(accuracy_markdown(rows, load_predictor(args.checkpoint, "cpu").name))
+    print(accuracy_markdown(rows))
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner.cli import CONFIG_PATH, entry_point, hydra_output_dir
-from runner.config import TrainingConfig
 from runner.inference import (check_positive, evaluate_dataset, evaluation_data_config, evaluation_dataset,
+                              evaluation_seed,
                               format_report_table, load_predictor, metrics_report, register_inference_configs,
                               write_evaluation)
 
@@ -36,8 +36,7 @@ def evaluate(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) -
     check_positive(cfg.num_threads, "num_threads")
     predictor = load_predictor(cfg.checkpoint, cfg.device, cfg.num_threads)
     data, from_training = evaluation_data_config(cfg.data, predictor, overrides)
-    seed = next(value for value in (cfg.seed, data.seed, predictor.training.get("seed"), TrainingConfig.seed)
-                if value is not None)
+    seed = evaluation_seed(predictor, data, cfg.seed)
     dataset, description = evaluation_dataset(data, cfg.split, seed, cfg.metadata,
                                               whole_folder=data.kind == "folder" and not from_training)
     log.info("evaluating %s (%s, %s head) on %s: %d images%s", predictor.source, predictor.name, predictor.head,

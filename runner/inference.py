@@ -31,6 +31,7 @@ from PIL import Image
 
 from runner import __version__
 from runner.charset import charset_signature, check_charset
+from runner.config import TrainingConfig
 from runner.data.config import AugmentConfig, DataConfig, as_data_config, register_data_configs
 from runner.data.dataset import KhmerDigitsDataset, LabeledFolderDataset, build_datasets, make_loader
 from runner.data.generate import data_fonts, resolve_path
@@ -411,6 +412,12 @@ def evaluation_data_config(data: Any, predictor: Predictor, overrides: Sequence[
     config.image_height, config.image_width = predictor.height, predictor.width
     config.cache_in_memory = False  # one pass over the data: a cache only costs memory
     return config, from_training
+
+
+def evaluation_seed(predictor: Predictor, data: DataConfig, seed: Optional[int] = None) -> int:
+    """The seed of the data to evaluate on: the command's, else data.seed, else the one training used."""
+    return next(value for value in (seed, data.seed, predictor.training.get("seed"), TrainingConfig.seed)
+                if value is not None)
 
 
 def evaluation_dataset(data: DataConfig, split: str, seed: int, metadata: Optional[str] = None,

@@ -63,5 +63,6 @@ def test_accuracy_next_to_tesseract_reads_the_same_images_of_every_split(tmp_pat
     for row in rows:
         assert row["images"] == 5 and 0.0 <= row["model_seq_accuracy"] <= 1.0
         assert (row["tesseract_seq_accuracy"] is not None) == tesseract
-    table = accuracy_markdown(rows, "ctc_small")
+    assert {row["model"] for row in rows} == {"ctc_small"}
+    table = accuracy_markdown(rows)
     assert all(f"| {row['split']} (" in table for row in rows)
