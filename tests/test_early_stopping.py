@@ -3,22 +3,45 @@ import torch
 from runner.training.early_stopping import EarlyStopping
 
 
+def _set(model, value):
+    with torch.no_grad():
+        model.weight.fill_(value)
+
+
 def test_stops_after_patience_without_improvement_and_restores_best_weights():
     model = torch.nn.Linear(2, 1)
     stopper = EarlyStopping(mode="max", patience=2, min_delta=0.01)
-    with torch.no_grad():
-        model.weight.fill_(1.0)
+    _set(model, 1.0)
     assert not stopper.step(0.5, 1, model)
-    best = model.weight.clone()
-    with torch.no_grad():
-        model.weight.fill_(7.0)
-    assert not stopper.step(0.505, 2, model)  # below min_delta: not an improvement
+    _set(model, 2.0)
+    assert not stopper.step(0.505, 2, model)  # the best so far, but below min_delta: patience runs on
+    _set(model, 7.0)
     assert not stopper.step(0.40, 3, model)
     assert stopper.step(0.45, 4, model)
-    assert stopper.best_epoch == 1 and stopper.stopped_epoch == 4
+    assert stopper.best_epoch == 2 and stopper.best == 0.505 and stopper.stopped_epoch == 4
     assert [row["improved"] for row in stopper.history] == [True, False, False, False]
     assert stopper.restore(model)
-    assert torch.equal(model.weight, best)
+    assert torch.equal(model.weight, torch.full_like(model.weight, 2.0))
+
+
+def test_patience_resets_on_min_delta_over_the_last_improvement_not_over_the_best():
+    stopper = EarlyStopping(mode="max", patience=1, min_delta=0.01)
+    stopper.step(0.5, 1)
+    stopper.step(0.505, 2)  # new best, no improvement
+    assert not stopper.step(0.512, 3)  # +0.012 over 0.5 resets patience (only +0.007 over the best)
+    assert stopper.wait == 0 and stopper.best_epoch == 3
+
+
+def test_a_tie_moves_the_best_checkpoint_to_the_later_epoch():
+    model = torch.nn.Linear(2, 1)
+    stopper = EarlyStopping(mode="max", patience=5)
+    for epoch, (value, weight) in enumerate([(0.998, 1.0), (0.999, 2.0), (0.9985, 3.0), (0.999, 4.0)], start=1):
+        _set(model, weight)
+        stopper.step(value, epoch, model)
+    assert stopper.best_epoch == 4 and stopper.best == 0.999
+    assert stopper.wait == 2  # the tie does not reset patience
+    stopper.restore(model)
+    assert torch.equal(model.weight, torch.full_like(model.weight, 4.0))
 
 
 def test_min_mode_and_state_round_trip():

@@ -160,8 +160,8 @@ class BaseTrainer(ABC):
                     raise UserError(f"trainer.monitor={self.tcfg.monitor!r} is not a logged metric; "
                                     f"choose one of {sorted(k for k in stats if '/' in k)}.")
                 self.scheduler.step_epoch(monitored)
-                improved = self.early_stopping.is_improvement(monitored)
                 should_stop = self.early_stopping.step(monitored, self.epoch, self.raw_model)
+                improved = self.early_stopping.best_epoch == self.epoch
                 self._log_epoch(stats, improved)
                 self._save_checkpoint(stats, is_best=improved)
                 elapsed = self.elapsed_before_resume + time.perf_counter() - start
