@@ -255,6 +255,21 @@ def register_resolvers() -> None:
     """
     if not OmegaConf.has_resolver("run_id"):
         OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True)
+    if not OmegaConf.has_resolver("config_groups"):
+        OmegaConf.register_new_resolver("config_groups", config_group_listing)
+
+
+def config_group_listing() -> str:
+    """`${config_groups:}` for `--help`: every group under conf/ and its presets.
+
+    Hydra's own $APP_CONFIG_GROUPS also lists the schema nodes the presets build on (`_ctc_schema`,
+    ...), which are not options a user can pick.
+    """
+    lines = []
+    for group in sorted(path for path in CONF_DIR.iterdir() if path.is_dir() and path.name != "hydra"):
+        options = sorted(file.stem for file in group.glob("*.yaml") if not file.name.startswith("_"))
+        lines.append(f"{group.name}: {', '.join(options)}")
+    return "\n".join(lines)
 
 
 register_resolvers()  # at import: any process that loads a run config (also sweep workers) can resolve it

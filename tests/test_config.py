@@ -129,6 +129,15 @@ def _run_cli(*overrides, env_extra=None):
                           env=env, timeout=120)
 
 
+def test_help_lists_the_presets_of_every_group_and_no_schema_nodes():
+    result = _run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert "_schema" not in result.stdout
+    for group in GROUPS:
+        assert f"{group}: {', '.join(o for o in options(group) if not o.startswith('_'))}\n" in result.stdout
+    assert "model:\n  name: ctc_small" in result.stdout  # the composed config follows
+
+
 @pytest.mark.parametrize("overrides,expected", [
     (("data.batch_size=0",), "data.batch_size must be > 0"),
     (("model=large", "loss=ctc"), "loss=ctc does not fit model=large"),
