@@ -58,3 +58,16 @@ def test_disabled_never_stops_but_tracks_best():
     for epoch, value in enumerate([0.3, 0.2, 0.1], start=1):
         assert not stopper.step(value, epoch)
     assert stopper.best == 0.3
+
+
+def test_an_epoch_within_best_tolerance_of_the_peak_becomes_the_best_checkpoint():
+    stopper = EarlyStopping(mode="max", patience=5, best_tolerance=0.001)
+    for epoch, value in enumerate([0.998, 0.9995, 0.999, 0.9975, 0.9985], start=1):
+        stopper.step(value, epoch)
+    # 0.999 (epoch 3) and 0.9985 (epoch 5) are within 0.001 of the peak 0.9995; 0.9975 is not
+    assert [row["best"] for row in stopper.history] == [0.998, 0.9995, 0.999, 0.999, 0.9985]
+    assert stopper.best_epoch == 5 and stopper.peak == 0.9995
+    low = EarlyStopping(monitor="val/loss", mode="min", best_tolerance=0.01)
+    for epoch, value in enumerate([0.5, 0.2, 0.205, 0.3], start=1):
+        low.step(value, epoch)
+    assert low.best_epoch == 3 and low.best == 0.205 and low.peak == 0.2

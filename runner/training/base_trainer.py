@@ -105,7 +105,7 @@ class BaseTrainer(ABC):
 
         es = self.tcfg.early_stopping
         self.early_stopping = EarlyStopping(self.tcfg.monitor, self.tcfg.mode, es.patience, es.min_delta,
-                                            es.restore_best_weights, es.enabled)
+                                            es.restore_best_weights, es.enabled, es.best_tolerance)
         ck = self.tcfg.checkpoint
         self.checkpoints = CheckpointManager(self.output_dir / "checkpoints", keep_n=ck.keep_n,
                                              every_n_epochs=ck.every_n_epochs, save_last=ck.save_last)

@@ -1,11 +1,12 @@
 """Early stopping on a monitored metric, with best-weight restore and a history.
 
 Two questions, two rules:
-- Which epoch is the best checkpoint? The one with the best value so far; an equal value moves it to
-  the later epoch. A saturated metric (clean validation at 0.999 in several epochs) cannot tell the
-  epochs apart, and the later one has trained longer and, under an annealing schedule, ended at a
-  lower learning rate (measured: epochs 7 and 10 of a 10-epoch run tied at 0.999 on clean images;
-  epoch 10 read 0.8 points more of the degraded split).
+- Which epoch is the best checkpoint? The latest one whose value is within `best_tolerance` of the
+  best value seen (0 = ties only). A saturated metric (clean validation at 0.999 in several epochs,
+  one image of 2,000 apart) cannot tell the epochs apart, and the later one has trained longer and,
+  under an annealing schedule, ended at a lower learning rate. Measured: epochs 7 and 10 of a
+  10-epoch run tied at 0.999 on clean images and epoch 10 read 0.8 points more of the degraded
+  split; in a 12-epoch run epoch 11 had 0.9995, epoch 12 0.999, and epoch 12 read 0.2 points more.
 - When does patience reset? Only on an improvement by more than `min_delta` over the value of the
   last improvement, so a run creeping up by less than that still stops.
 """
@@ -21,12 +22,15 @@ import torch
 
 class EarlyStopping:
     def __init__(self, monitor: str = "val/seq_accuracy", mode: str = "max", patience: int = 5,
-                 min_delta: float = 0.0, restore_best_weights: bool = True, enabled: bool = True) -> None:
+                 min_delta: float = 0.0, restore_best_weights: bool = True, enabled: bool = True,
+                 best_tolerance: float = 0.0) -> None:
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
         self.monitor, self.mode, self.patience = monitor, mode, patience
         self.min_delta, self.restore_best_weights, self.enabled = min_delta, restore_best_weights, enabled
-        self.best: float = -math.inf if mode == "max" else math.inf
+        self.best_tolerance = best_tolerance
+        self.best: float = -math.inf if mode == "max" else math.inf  # value of the best checkpoint's epoch
+        self.peak: float = self.best  # best value seen
         self.reference: float = self.best  # value at the last improvement (patience)
         self.best_epoch: int = 0
         self.wait: int = 0
@@ -43,16 +47,19 @@ class EarlyStopping:
         return value < self.reference - self.min_delta
 
     def is_new_best(self, value: float) -> bool:
-        """At least as good as the best so far (the epoch becomes the best checkpoint)."""
+        """Within best_tolerance of the best value seen (the epoch becomes the best checkpoint)."""
         if math.isnan(value):
             return False
-        return value >= self.best if self.mode == "max" else value <= self.best
+        if self.mode == "max":
+            return value >= self.peak - self.best_tolerance
+        return value <= self.peak + self.best_tolerance
 
     def step(self, value: float, epoch: int, model: Optional[torch.nn.Module] = None) -> bool:
         """Record the epoch's metric; return True when training should stop."""
         improved = self.is_improvement(value)
         if self.is_new_best(value):
             self.best, self.best_epoch = float(value), epoch
+            self.peak = max(self.peak, self.best) if self.mode == "max" else min(self.peak, self.best)
             if model is not None and self.restore_best_weights:
                 self.best_weights = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         if improved:
@@ -73,12 +80,13 @@ class EarlyStopping:
         return True
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "reference": self.reference, "best_epoch": self.best_epoch, "wait": self.wait,
+        return {"best": self.best, "peak": self.peak, "reference": self.reference, "best_epoch": self.best_epoch, "wait": self.wait,
                 "stopped_epoch": self.stopped_epoch, "history": copy.deepcopy(self.history),
                 "best_weights": self.best_weights}
 
     def load_state_dict(self, state: dict) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
-        self.reference = state.get("reference", self.best)  # checkpoints from before the tie rule
+        self.peak = state.get("peak", self.best)  # checkpoints from before the tolerance rule
+        self.reference = state.get("reference", self.best)
         self.stopped_epoch, self.history = state["stopped_epoch"], list(state["history"])
         self.best_weights = state.get("best_weights")
