@@ -3,6 +3,7 @@
     python benchmarks/bench_training.py                      # overhead ratio (runner vs bare loop)
     python benchmarks/bench_training.py --tuning             # + every tuning option vs the default
     python benchmarks/bench_training.py --time-to 0.99       # + a default training run until 99% val seq accuracy
+    python benchmarks/bench_training.py --models             # + training images/s of every model preset
 
 What is timed (images/s of training steps only: no validation, no checkpoints):
   runner      `OCRTrainer._train_epoch()` with `trainer.limit_train_batches=N`: the whole loop as `python -m
@@ -40,6 +41,7 @@ from runner.data.config import as_data_config
 from runner.data.dataset import ImageListDataset, build_datasets, collate_batch, make_loader, set_loader_epoch
 from runner.data.generate import ensure_generated_dataset, read_metadata
 from runner.errors import instantiate
+from runner.models import available_presets, create_model
 from runner.training.utils import resolve_amp, setup_training_environment
 
 log = logging.getLogger("bench")
@@ -50,6 +52,7 @@ TUNING_OPTIONS: list[tuple[str, list[str], str]] = [
     ("default", [], "amp=auto (bf16 autocast on CPU), all cores, data.num_workers=0, pre-rendered data cached in memory"),
     ("fp32", ["device.amp=off"], "device.amp=off"),
     ("channels_last", ["device.channels_last=true"], "device.channels_last=true"),
+    ("unfused optimizer", ["optimizer.fused=false"], "optimizer.fused=false (PyTorch's per-parameter AdamW loop)"),
     ("torch.compile", ["device.compile=true"], "device.compile=true (inductor); compile time excluded"),
     ("1 thread", ["device.num_threads=1"], "device.num_threads=1"),
     ("1 loader worker", ["data.num_workers=1"], "data.num_workers=1 (prefetch_factor 2)"),
@@ -343,6 +346,27 @@ def measure_tuning(options: Sequence[tuple[str, list[str], str]] = TUNING_OPTION
     return rows + failed
 
 
+def model_options() -> list[tuple[str, list[str], str]]:
+    """Every model preset as a `measure_tuning` option, the default model first (the ratios' baseline)."""
+    default = compose_config("train").model.name
+    presets = [default] + [name for name in available_presets() if name != default]
+    return [(name, [f"model={name}"], f"model={name}") for name in presets]
+
+
+def models_markdown(rows: Sequence[dict[str, Any]], batches: int, rounds: int) -> str:
+    lines = [f"Runner training throughput of every model preset with the default config otherwise (bf16 autocast on "
+             f"CPU), measured round robin ({rounds} rounds of {batches} batches); `vs {rows[0]['option']}`: median "
+             f"over rounds of the ratio in the same round.", "",
+             f"| preset | parameters | images/s (median) | vs {rows[0]['option']} |", "|---|---:|---:|---:|"]
+    for row in rows:
+        if "images_per_s" not in row:
+            lines.append(f"| {row['option']} | – | – | {row['note']} |")
+            continue
+        params = sum(p.numel() for p in create_model(row["option"]).parameters()) / 1e6
+        lines.append(f"| {row['option']} | {params:.2f} M | {row['images_per_s']:.0f} | {row['ratio']:.2f}× |")
+    return "\n".join(lines)
+
+
 def mean_batch_width(loader: DataLoader) -> float:
     sampler = loader.batch_sampler
     widths = [sampler.widths[batch].max() for batch in sampler.batches()]
@@ -473,6 +497,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--batches", type=int, default=1, help="training batches per measurement")
     parser.add_argument("--rounds", type=int, default=30, help="alternating measurements per side")
     parser.add_argument("--tuning", action="store_true", help="also compare every tuning option with the default")
+    parser.add_argument("--models", action="store_true", help="also measure the training speed of every model preset")
     parser.add_argument("--time-to", type=float, default=None, metavar="ACC",
                         help="also train the default config until val seq accuracy >= ACC")
     parser.add_argument("--max-minutes", type=float, default=15.0, help="time cap of --time-to")
@@ -482,6 +507,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     if args.tuning:
         print()
         print(tuning_markdown(measure_tuning(batches=args.batches, rounds=args.rounds), args.batches, args.rounds))
+    if args.models:
+        print()
+        print(models_markdown(measure_tuning(model_options(), batches=args.batches, rounds=args.rounds),
+                              args.batches, args.rounds))
     if args.time_to is not None:
         print()
         print(time_to_accuracy_markdown(time_to_accuracy(args.time_to, args.max_minutes)))

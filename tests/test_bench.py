@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from bench_accuracy import accuracy_markdown, compare_with_tesseract  # noqa: E402
 from bench_inference import tesseract_command  # noqa: E402
-from bench_training import BucketBatchSampler, crop_collate, tuning_verdict  # noqa: E402
+from bench_training import (BucketBatchSampler, crop_collate, model_options, models_markdown,  # noqa: E402
+                            tuning_verdict)
 from omegaconf import OmegaConf  # noqa: E402
 
 from runner.data.config import DataConfig  # noqa: E402
@@ -43,6 +44,20 @@ def test_crop_collate_cuts_to_the_widest_text_rounded_up():
     assert crop_collate([sample(10), sample(45)], max_length=8)["images"].shape[-1] == 48
     assert crop_collate([sample(5)], max_length=8)["images"].shape[-1] == 32  # never below the minimum
     assert crop_collate([sample(128)], max_length=8)["images"].shape[-1] == 128
+
+
+def test_model_speed_table_starts_from_the_default_preset_and_counts_parameters():
+    options = model_options()
+    assert options[0] == ("ctc_small", ["model=ctc_small"], "model=ctc_small")
+    assert sorted(name for name, _, _ in options) == ["ctc_medium", "ctc_small", "large", "medium", "small"]
+    rows = [{"option": "ctc_small", "images_per_s": 1000.0, "ratio": 1.0},
+            {"option": "large", "images_per_s": 150.0, "ratio": 0.15},
+            {"option": "small", "note": "failed: out of memory"}]
+    table = models_markdown(rows, batches=8, rounds=3).splitlines()
+    params = sum(p.numel() for p in create_model("ctc_small").parameters()) / 1e6
+    assert f"| ctc_small | {params:.2f} M | 1000 | 1.00× |" in table
+    assert "| large | 5.35 M | 150 | 0.15× |" in table
+    assert "| small | – | – | failed: out of memory |" in table
 
 
 def test_tuning_verdict_thresholds():

@@ -47,7 +47,6 @@ class AttentionModelConfig(_SharedModelConfig):
 class CTCModelConfig(_SharedModelConfig):
     _target_: str = help_field("Class instantiated by hydra.utils.instantiate.", "runner.models.ctc.CRNN")
     name: str = help_field("Preset name, stored in checkpoints and run names.", "ctc_small")
-    rnn_layers: int = help_field("BiLSTM layers over the column sequence (>= 1).", 2)
 
 
 SCHEMAS: dict[str, type] = {"_attention_schema": AttentionModelConfig, "_ctc_schema": CTCModelConfig}

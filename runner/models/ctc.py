@@ -26,7 +26,7 @@ class CRNN(OCRModel):
 
     def __init__(self, name: str = "ctc_small", max_length: int = 8, image_height: int = 32, image_width: int = 128,
                  channels: Sequence[int] = (32, 64, 128, 128), blocks: Sequence[int] = (1, 1, 1, 1),
-                 hidden_size: int = 128, rnn_layers: int = 2, dropout: float = 0.1) -> None:
+                 hidden_size: int = 128, rnn_layers: int = 1, dropout: float = 0.1) -> None:
         super().__init__(name=name, max_length=max_length, image_height=image_height, image_width=image_width,
                          channels=channels, blocks=blocks, hidden_size=hidden_size, rnn_layers=rnn_layers,
                          dropout=dropout)
