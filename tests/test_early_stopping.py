@@ -71,3 +71,12 @@ def test_an_epoch_within_best_tolerance_of_the_peak_becomes_the_best_checkpoint(
     for epoch, value in enumerate([0.5, 0.2, 0.205, 0.3], start=1):
         low.step(value, epoch)
     assert low.best_epoch == 3 and low.best == 0.205 and low.peak == 0.2
+
+
+def test_state_from_before_the_tolerance_rule_still_loads():
+    old = {"best": 0.99, "best_epoch": 3, "wait": 1, "stopped_epoch": None, "history": [], "best_weights": None}
+    stopper = EarlyStopping(mode="max", patience=5, min_delta=0.001, best_tolerance=0.001)
+    stopper.load_state_dict(old)
+    assert stopper.peak == 0.99 and stopper.reference == 0.99
+    stopper.step(0.9895, 4)  # within the tolerance of the peak: the new best checkpoint, no improvement
+    assert stopper.best_epoch == 4 and stopper.wait == 2
