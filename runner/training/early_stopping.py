@@ -80,8 +80,8 @@ class EarlyStopping:
         return True
 
     def state_dict(self) -> dict:
-        return {"best": self.best, "peak": self.peak, "reference": self.reference, "best_epoch": self.best_epoch, "wait": self.wait,
-                "stopped_epoch": self.stopped_epoch, "history": copy.deepcopy(self.history),
+        return {"best": self.best, "peak": self.peak, "reference": self.reference, "best_epoch": self.best_epoch,
+                "wait": self.wait, "stopped_epoch": self.stopped_epoch, "history": copy.deepcopy(self.history),
                 "best_weights": self.best_weights}
 
     def load_state_dict(self, state: dict) -> None:
