@@ -20,7 +20,6 @@ round robin over every tuning option) and the ratios use medians: drift hits bot
 from __future__ import annotations
 
 import argparse
-import functools
 import itertools
 import logging
 import math
@@ -30,15 +29,16 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
 from runner.config import compose_config
 from runner.data.config import as_data_config
-from runner.data.dataset import ImageListDataset, build_datasets, collate_batch, make_loader, set_loader_epoch
+from runner.data.dataset import ImageListDataset, WidthBucketBatchSampler, build_datasets, make_loader, set_loader_epoch
+from runner.data.preprocess import CROP_MULTIPLE, MIN_CROP_WIDTH
 from runner.data.generate import ensure_generated_dataset, read_metadata
 from runner.errors import instantiate
 from runner.models import available_presets, create_model
@@ -47,7 +47,7 @@ from runner.training.utils import resolve_amp, setup_training_environment
 log = logging.getLogger("bench")
 
 # What section 5 compares with the default config: (name, overrides, note). Every option is one override
-# of the shipped config, except width bucketing, which the runner does not have (see BucketBatchSampler).
+# of the shipped config.
 TUNING_OPTIONS: list[tuple[str, list[str], str]] = [
     ("default", [], "amp=auto (bf16 autocast on CPU), all cores, data.num_workers=0, pre-rendered data cached in memory"),
     ("fp32", ["device.amp=off"], "device.amp=off"),
@@ -58,7 +58,8 @@ TUNING_OPTIONS: list[tuple[str, list[str], str]] = [
     ("1 loader worker", ["data.num_workers=1"], "data.num_workers=1 (prefetch_factor 2)"),
     ("2 loader workers", ["data.num_workers=2"], "data.num_workers=2 (prefetch_factor 2)"),
     ("on-the-fly data", ["data=onthefly"], "data=onthefly: fresh renders every epoch, 1 worker"),
-    ("width bucketing", ["+bucketing"], "batches of similar text width, cropped to the widest (bench-only)"),
+    ("no width bucketing", ["data.bucketing=false"], "data.bucketing=false: every batch image_width wide, in random "
+                                                     "order"),
 ]
 
 
@@ -101,7 +102,8 @@ class TrainingSetup:
         started, cpu_started = time.perf_counter(), time.process_time()
         stats = self.trainer._train_epoch()
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
-        images = self.trainer._train_batches_per_epoch() * self.cfg.data.batch_size  # every batch is full
+        # every batch is full but, at most, the one short batch of a width-bucketed epoch
+        images = self.trainer._train_batches_per_epoch() * self.cfg.data.batch_size
         rate = images / elapsed
         self.runner_rates.append(rate)
         self.runner_cpu_rates.append(images / cpu)
@@ -143,63 +145,6 @@ class TrainingSetup:
         return self._bare
 
 
-class BucketBatchSampler(Sampler):
-    """Shuffled full batches of similar text width: chunks of `chunk_batches` batches are sorted by width.
-
-    Collated with `crop_collate`, a batch is cut to its widest image, so short numbers cost fewer
-    CNN columns and LSTM steps. The order depends only on (seed, epoch).
-    """
-
-    def __init__(self, widths: np.ndarray, batch_size: int, seed: int, chunk_batches: int = 16):
-        self.widths, self.batch_size, self.seed, self.chunk_batches = widths, batch_size, seed, chunk_batches
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def batches(self) -> list[list[int]]:
-        rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(len(self.widths))
-        chunk = self.batch_size * self.chunk_batches
-        batches = []
-        for start in range(0, len(order), chunk):
-            part = order[start:start + chunk]
-            part = part[np.argsort(self.widths[part], kind="stable")]
-            batches.extend(part[i:i + self.batch_size].tolist()
-                           for i in range(0, len(part) - self.batch_size + 1, self.batch_size))
-        return [batches[i] for i in rng.permutation(len(batches))]
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self.batches())
-
-    def __len__(self) -> int:
-        chunk = self.batch_size * self.chunk_batches
-        full, rest = divmod(len(self.widths), chunk)
-        return full * self.chunk_batches + rest // self.batch_size
-
-
-def content_widths(dataset: ImageListDataset) -> np.ndarray:
-    """Columns up to the last non-background pixel of every (cached) image: text sits at the left."""
-    ink = dataset.cache.any(axis=1)  # [N, W]
-    width = dataset.cache.shape[2]
-    return np.where(ink.any(axis=1), width - np.argmax(ink[:, ::-1], axis=1), 1)
-
-
-def crop_collate(samples: Sequence[dict], max_length: int, min_width: int = 32, multiple: int = 4) -> dict:
-    batch = collate_batch(samples, max_length)
-    columns = batch["images"].amax(dim=(0, 1, 2)) > 0
-    used = int(columns.nonzero().max()) + 1 if columns.any() else min_width
-    width = min(batch["images"].shape[-1], max(min_width, math.ceil(used / multiple) * multiple))
-    batch["images"] = batch["images"][..., :width].contiguous()
-    return batch
-
-
-def bucketing_loader(dataset: ImageListDataset, cfg: Any, seed: int) -> DataLoader:
-    sampler = BucketBatchSampler(content_widths(dataset), cfg.data.batch_size, seed)
-    return DataLoader(dataset, batch_sampler=sampler, num_workers=cfg.data.num_workers,
-                      collate_fn=functools.partial(crop_collate, max_length=cfg.data.max_length))
-
-
 class SetupFactory:
     """Builds `TrainingSetup`s from config overrides, sharing the (large) datasets between them."""
 
@@ -216,25 +161,20 @@ class SetupFactory:
             train = datasets["train"]
             if isinstance(train, ImageListDataset) and train.cache is not None:
                 started = time.perf_counter()
-                for index in range(len(train)):  # decode every PNG once: timings see the steady state
-                    train.pixels(index)
+                train.fill_cache()  # decode every PNG once: timings see the steady state
                 log.info("decoded %d training images into memory in %.1f s", len(train), time.perf_counter() - started)
             self._datasets[key] = datasets
         return self._datasets[key]
 
     def build(self, name: str, overrides: Sequence[str], note: str = "") -> TrainingSetup:
-        bucketing = "+bucketing" in overrides
-        overrides = [o for o in overrides if o != "+bucketing"]
         cfg = compose_config("train", [*self.base_overrides, *overrides,
                                        f"paths.output_root={self.output_dir}", "trainer.progress_bar=false"])
         setup_training_environment(cfg, self.output_dir / "runs", create_dirs=False)
         datasets = self.datasets(cfg)
-        if bucketing:
-            loader = bucketing_loader(datasets["train"], cfg, cfg.seed)
-        else:
-            loader = make_loader(datasets["train"], cfg.data.batch_size, True, cfg.data.num_workers, cfg.seed,
-                                 max_length=cfg.data.max_length)
-        val = make_loader(datasets["val"], cfg.data.batch_size, False, 0, cfg.seed, max_length=cfg.data.max_length)
+        loader = make_loader(datasets["train"], cfg.data.batch_size, True, cfg.data.num_workers, cfg.seed,
+                             max_length=cfg.data.max_length, bucketing=cfg.data.bucketing)
+        val = make_loader(datasets["val"], cfg.data.batch_size, False, 0, cfg.seed, max_length=cfg.data.max_length,
+                          bucketing=cfg.data.bucketing)
         model = instantiate(cfg.model)
         trainer = instantiate(cfg.trainer)(model=model, train_loader=loader, val_loader=val, config=cfg,
                                            device="cpu", output_dir=self.output_dir / "runs",
@@ -336,8 +276,8 @@ def measure_tuning(options: Sequence[tuple[str, list[str], str]] = TUNING_OPTION
             note = setup.note
             if setup.name == "torch.compile":
                 note += f" (compile + 2 warm-up batches: {setup.warmup_s:.0f} s)"
-            if isinstance(setup.loader.batch_sampler, BucketBatchSampler):
-                note += f"; mean batch width {mean_batch_width(setup.loader):.0f} of {setup.cfg.data.image_width} px"
+            if isinstance(setup.loader.batch_sampler, WidthBucketBatchSampler):
+                note += f"; mean batch width ≈ {mean_batch_width(setup.loader):.0f} of {setup.cfg.data.image_width} px"
             rows.append({"option": setup.name, "images_per_s": rate, "ratio": paired_ratio(setup.runner_rates, default),
                          "fastest_quarter_ratio": fastest_quarter(setup.runner_rates) / fastest_quarter(default),
                          "data_wait_fraction": median(setup.data_wait), "rates": list(setup.runner_rates),
@@ -368,9 +308,11 @@ def models_markdown(rows: Sequence[dict[str, Any]], batches: int, rounds: int) -
 
 
 def mean_batch_width(loader: DataLoader) -> float:
+    """Mean width of a width-bucketed epoch's batches, from the image headers (the crop reads the pixels)."""
     sampler = loader.batch_sampler
-    widths = [sampler.widths[batch].max() for batch in sampler.batches()]
-    return float(np.mean([min(loader.dataset.image_width, max(32, math.ceil(w / 4) * 4)) for w in widths]))
+    widths = [sampler.widths[batch].max() for batch in sampler]
+    return float(np.mean([min(loader.dataset.image_width, max(MIN_CROP_WIDTH, math.ceil(w / CROP_MULTIPLE) * CROP_MULTIPLE))
+                          for w in widths]))
 
 
 def tuning_verdict(ratio: float) -> str:

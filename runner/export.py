@@ -43,7 +43,8 @@ def export(cfg: DictConfig) -> Path:
     else:
         export_torchscript(predictor, output)
         exported = TorchScriptPredictor(output, predictor.metadata)
-    images, _ = rendered_images(cfg.parity_images, predictor.height, predictor.width, predictor.max_length, cfg.seed)
+    images, _ = rendered_images(cfg.parity_images, predictor.height, predictor.width, predictor.max_length, cfg.seed,
+                                text_crop=predictor.text_crop)
     report = check_parity(predictor, exported, images, cfg.atol)
     sidecar = write_sidecar(output, predictor.metadata, cfg.format)
     print(f"parity ({exported.kind} vs pytorch): {report.images} rendered images, identical texts, "

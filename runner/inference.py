@@ -6,8 +6,10 @@ One `Predictor` interface, whatever the model file:
     predictor = load_predictor("model.onnx")                              # + model.onnx.json / embedded metadata
     texts, confidences = predictor.predict(images)                        # images: float [B, 1, H, W]
 
-Images always go through `runner.data.preprocess_image` at the size stored with the model, so a
-checkpoint, its ONNX export and the training loop all see the same pixels.
+Images always go through `runner.data.preprocess_image` at the size stored with the model, and a
+model trained with width bucketing (`preprocess.crop`) reads every batch cropped to its widest
+image, as it was trained, so a checkpoint, its ONNX export and the training loop all see the same
+pixels.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from runner.config import TrainingConfig
 from runner.data.config import AugmentConfig, DataConfig, as_data_config, register_data_configs
 from runner.data.dataset import KhmerDigitsDataset, LabeledFolderDataset, build_datasets, make_loader
 from runner.data.generate import data_fonts, resolve_path
-from runner.data.preprocess import load_image, preprocess_image
+from runner.data.preprocess import (CROP_MULTIPLE, MIN_CROP_WIDTH, content_width, crop_to_content, load_image,
+                                    preprocess_image)
 from runner.data.render import render_sample, sample_key
 from runner.errors import CheckpointError, ConfigError, DataError, UserError
 from runner.metrics import CLASS_LABELS, OCRMetrics
@@ -128,6 +131,10 @@ class Predictor:
         self.metadata = metadata
         self.height = int(metadata["preprocess"]["height"])
         self.width = int(metadata["preprocess"]["width"])
+        # Trained on batches cropped to their widest image (data.bucketing); absent in older models.
+        self.crop = bool(metadata["preprocess"].get("crop", False))
+        # Cut to the text box before resizing (data.text_crop); absent in older models.
+        self.text_crop = bool(metadata["preprocess"].get("text_crop", False))
         self.max_length = int(metadata["max_length"])
         self.name = str(metadata["model"]["name"])
         self.head = str(metadata["model"]["head"])
@@ -149,12 +156,18 @@ class Predictor:
         raise NotImplementedError
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
-        return preprocess_image(image, self.height, self.width)
+        return preprocess_image(image, self.height, self.width, self.text_crop)
 
-    def _check_shape(self, images: torch.Tensor) -> None:
-        if images.dim() != 4 or tuple(images.shape[1:]) != (1, self.height, self.width):
+    def _model_input(self, images: torch.Tensor) -> torch.Tensor:
+        """Check the shape of preprocessed images; crop the batch as the model was trained to read it.
+
+        A cropping model also takes a batch already cropped (narrower than `width`)."""
+        width_ok = images.dim() == 4 and (images.shape[-1] == self.width
+                                          or (self.crop and images.shape[-1] < self.width))
+        if images.dim() != 4 or tuple(images.shape[1:3]) != (1, self.height) or not width_ok:
             raise ValueError(f"{self.source} reads images of shape [B, 1, {self.height}, {self.width}], got "
                              f"{list(images.shape)}; preprocess them with Predictor.preprocess.")
+        return crop_to_content(images) if self.crop else images
 
 
 class TorchPredictor(Predictor):
@@ -169,11 +182,10 @@ class TorchPredictor(Predictor):
         return "pytorch"
 
     def predict(self, images: torch.Tensor) -> tuple[list[str], list[float]]:
-        self._check_shape(images)
-        return self.model.predict_with_confidence(images.to(self.device))
+        return self.model.predict_with_confidence(self._model_input(images).to(self.device))
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        self._check_shape(images)
+        images = self._model_input(images)
         with torch.inference_mode():
             return self.model(images.to(self.device)).float().cpu()
 
@@ -197,7 +209,7 @@ class OnnxPredictor(Predictor):
         return "onnxruntime"
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        self._check_shape(images)
+        images = self._model_input(images)
         array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
@@ -240,7 +252,9 @@ def checkpoint_metadata(payload: dict[str, Any], source: str | Path) -> dict[str
         "format": EXPORT_FORMAT,
         "model": {"name": model["name"], "head": model["head"], "config": model["config"]},
         "charset": payload.get("charset") or charset_signature(),
-        "preprocess": {"height": int(payload["preprocess"]["height"]), "width": int(payload["preprocess"]["width"])},
+        "preprocess": {"height": int(payload["preprocess"]["height"]), "width": int(payload["preprocess"]["width"]),
+                       "crop": bool(payload["preprocess"].get("crop", False)),
+                       "text_crop": bool(payload["preprocess"].get("text_crop", False))},
         "max_length": int(model["config"]["max_length"]),
         "source_checkpoint": str(source),
         "checkpoint_epoch": payload.get("epoch"),
@@ -361,24 +375,35 @@ def discover_images(inputs: str | Path) -> list[ImageInput]:
                     f"such as 'scans/*.png'.")
 
 
-def predict_files(predictor: Predictor, images: Sequence[ImageInput], batch_size: int = 64) -> Iterator[Prediction]:
-    """Predictions in input order; an unreadable file yields Prediction(error=...) and the rest go on."""
-    for start in range(0, len(images), batch_size):
-        batch = images[start:start + batch_size]
+def predict_files(predictor: Predictor, images: Sequence[ImageInput], batch_size: int = 64,
+                  chunk_batches: int = 16) -> Iterator[Prediction]:
+    """Predictions in input order; an unreadable file yields Prediction(error=...) and the rest go on.
+
+    A cropping model (`predictor.crop`) reads the files in chunks of `chunk_batches` batches, each
+    chunk sorted by text width, so its batches are cropped like the width-bucketed training batches.
+    """
+    chunk = batch_size * (chunk_batches if predictor.crop else 1)
+    for start in range(0, len(images), chunk):
+        part = images[start:start + chunk]
         tensors: list[torch.Tensor] = []
         readable: list[int] = []
-        results: list[Optional[Prediction]] = [None] * len(batch)
-        for index, item in enumerate(batch):
+        results: list[Optional[Prediction]] = [None] * len(part)
+        for index, item in enumerate(part):
             try:
                 tensors.append(predictor.preprocess(load_image(item.path)))
                 readable.append(index)
             except DataError as error:
                 log.warning("skipping %s: %s", item.name, error)
                 results[index] = Prediction(item.name, "", 0.0, str(error))
-        if tensors:
-            texts, confidences = predictor.predict(torch.stack(tensors))
-            for index, text, confidence in zip(readable, texts, confidences):
-                results[index] = Prediction(batch[index].name, text, float(confidence))
+        order = list(range(len(tensors)))
+        if predictor.crop:
+            order.sort(key=lambda i: content_width(tensors[i], multiple=1, min_width=1))
+        for first in range(0, len(order), batch_size):
+            members = order[first:first + batch_size]
+            texts, confidences = predictor.predict(torch.stack([tensors[i] for i in members]))
+            for member, text, confidence in zip(members, texts, confidences):
+                index = readable[member]
+                results[index] = Prediction(part[index].name, text, float(confidence))
         yield from results  # type: ignore[misc]
 
 
@@ -409,7 +434,9 @@ def evaluation_data_config(data: Any, predictor: Predictor, overrides: Sequence[
                 OmegaConf.update(base, path, OmegaConf.select(data, path), merge=False)
         data = base
     config = as_data_config(data)
+    # image size and preprocessing always follow the model
     config.image_height, config.image_width = predictor.height, predictor.width
+    config.text_crop, config.bucketing = predictor.text_crop, predictor.crop
     config.cache_in_memory = False  # one pass over the data: a cache only costs memory
     return config, from_training
 
@@ -430,11 +457,11 @@ def evaluation_dataset(data: DataConfig, split: str, seed: int, metadata: Option
     if metadata:
         # a folder or a missing file is handled (and explained) by the dataset's own metadata reader
         dataset = KhmerDigitsDataset(resolve_path(metadata), split, data.image_height, data.image_width, data.max_length,
-                                     cache_in_memory=False)
+                                     cache_in_memory=False, text_crop=data.text_crop)
         return dataset, f"{dataset.metadata_path} [{split}]"
     if data.kind == "folder" and whole_folder:
         dataset = LabeledFolderDataset(resolve_path(data.dir), data.labels_file, data.max_length, data.image_height,
-                                       data.image_width, cache_in_memory=False)
+                                       data.image_width, cache_in_memory=False, text_crop=data.text_crop)
         return dataset, f"{resolve_path(data.dir) / data.labels_file} (all images)"
     datasets = build_datasets(data, seed)
     if split not in datasets:
@@ -452,7 +479,9 @@ def evaluate_dataset(predictor: Predictor, dataset: torch.utils.data.Dataset, ba
         raise DataError(f"the dataset yields images of shape {list(dataset[0]['image'].shape)}, but "
                         f"{predictor.source} reads [1, {predictor.height}, {predictor.width}].")
     metrics = OCRMetrics(worst_k=worst_k)
-    loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, max_length=max_length)
+    # A cropping model reads width-sorted batches, as in validation during training.
+    loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, max_length=max_length,
+                         bucketing=predictor.crop)
     for batch in loader:
         texts, confidences = predictor.predict(batch["images"])
         metrics.update(texts, batch["texts"], paths=batch["paths"], confidences=confidences)
@@ -525,10 +554,11 @@ def render_images(count: int, max_length: int = 8, seed: int = 0,
 
 
 def rendered_images(count: int, height: int, width: int, max_length: int, seed: int = 0,
-                    augment: Optional[AugmentConfig] = None) -> tuple[torch.Tensor, list[str]]:
+                    augment: Optional[AugmentConfig] = None, text_crop: bool = False) -> tuple[torch.Tensor, list[str]]:
     """`count` rendered samples preprocessed to [count, 1, height, width], and their labels."""
     samples = render_images(count, max_length, seed, augment)
-    return torch.stack([preprocess_image(image, height, width) for image, _ in samples]), [t for _, t in samples]
+    return (torch.stack([preprocess_image(image, height, width, text_crop) for image, _ in samples]),
+            [text for _, text in samples])
 
 
 @dataclass
@@ -538,15 +568,26 @@ class ParityReport:
     mismatches: list[tuple[int, str, str]]  # (image index, reference text, exported text)
 
 
+def parity_batches(images: torch.Tensor, crop: bool, group: int = 8) -> list[torch.Tensor]:
+    """[B, 1, H, W] images as parity-check batches: all at once and, for a cropping model, also in
+    groups of `group` sorted by text width, so the export is checked at several batch widths."""
+    if not crop or len(images) <= group:
+        return [images]
+    order = sorted(range(len(images)), key=lambda i: content_width(images[i], multiple=1, min_width=1))
+    return [images] + [images[order[start:start + group]] for start in range(0, len(order), group)]
+
+
 def check_parity(reference: Predictor, exported: Predictor, images: torch.Tensor, atol: float = 1e-3) -> ParityReport:
     """Compare logits and decoded texts; ExportError if any text differs or logits drift beyond `atol`."""
-    expected, actual = reference.logits(images), exported.logits(images)
-    if expected.shape != actual.shape:
-        raise ExportError(f"{exported.source} returns logits of shape {list(actual.shape)}, the checkpoint "
-                          f"{list(expected.shape)}; the export is broken.")
-    difference = float((expected - actual).abs().max())
-    texts_reference = reference.predict(images)[0]
-    texts_exported = exported.predict(images)[0]
+    difference, texts_reference, texts_exported = 0.0, [], []
+    for batch in parity_batches(images, reference.crop):
+        expected, actual = reference.logits(batch), exported.logits(batch)
+        if expected.shape != actual.shape:
+            raise ExportError(f"{exported.source} returns logits of shape {list(actual.shape)}, the checkpoint "
+                              f"{list(expected.shape)}; the export is broken.")
+        difference = max(difference, float((expected - actual).abs().max()))
+        texts_reference += reference.predict(batch)[0]
+        texts_exported += exported.predict(batch)[0]
     mismatches = [(i, a, b) for i, (a, b) in enumerate(zip(texts_reference, texts_exported)) if a != b]
     report = ParityReport(len(images), difference, mismatches)
     if mismatches or not difference <= atol:
@@ -576,7 +617,11 @@ def _quiet_exporter() -> Iterator[None]:
 
 
 def export_onnx(predictor: TorchPredictor, output: Path, dynamo: bool = True, opset: Optional[int] = None) -> Path:
-    """Write `predictor`'s model as ONNX with a dynamic batch axis and its metadata embedded."""
+    """Write `predictor`'s model as ONNX with dynamic batch and width axes and its metadata embedded.
+
+    The width is dynamic (a multiple of 4) so a cropping model reads cropped batches; CTC logits
+    then have one step per 4 columns.
+    """
     import onnx
 
     model = predictor.model.cpu().eval()
@@ -585,14 +630,21 @@ def export_onnx(predictor: TorchPredictor, output: Path, dynamo: bool = True, op
     kwargs: dict[str, Any] = {"input_names": ["images"], "output_names": ["logits"], "verbose": False}
     if opset is not None:
         kwargs["opset_version"] = opset
+    ctc = predictor.head == "ctc"
     if dynamo:
         # one self-contained file (the weights are a few MB), not model.onnx + model.onnx.data
-        kwargs.update(dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536)},), external_data=False)
+        columns = torch.export.Dim("columns", min=MIN_CROP_WIDTH // CROP_MULTIPLE, max=65536)
+        kwargs.update(dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536), 3: CROP_MULTIPLE * columns},),
+                      external_data=False)
     else:
-        kwargs["dynamic_axes"] = {"images": {0: "batch"}, "logits": {0: "batch"}}
+        kwargs["dynamic_axes"] = {"images": {0: "batch", 3: "width"},
+                                  "logits": {0: "batch", 1: "steps"} if ctc else {0: "batch"}}
     with _quiet_exporter():
         torch.onnx.export(model, (example,), str(output), dynamo=dynamo, **kwargs)
     graph = onnx.load(str(output))
+    if ctc:  # the dynamo exporter declares the example's step count; ONNX Runtime would warn on every other width
+        graph.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "steps"
+        del graph.graph.value_info[:]  # optional shape hints, some with that count; ONNX Runtime infers its own
     graph.metadata_props.add(key=METADATA_KEY, value=json.dumps(predictor.metadata, ensure_ascii=False))
     graph.producer_name = "khmer-digits-ocr"
     onnx.save(graph, str(output))
@@ -626,7 +678,7 @@ class TorchScriptPredictor(Predictor):
         return "torchscript"
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        self._check_shape(images)
+        images = self._model_input(images)
         with torch.no_grad():
             return self.module(images).float()
 

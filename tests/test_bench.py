@@ -5,45 +5,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from bench_accuracy import accuracy_markdown, compare_with_tesseract  # noqa: E402
 from bench_inference import tesseract_command  # noqa: E402
-from bench_training import (BucketBatchSampler, crop_collate, model_options, models_markdown,  # noqa: E402
-                            tuning_verdict)
+from bench_training import model_options, models_markdown, tuning_verdict  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from runner.data.config import DataConfig  # noqa: E402
 from runner.models import create_model  # noqa: E402
 from runner.training.checkpoint import atomic_save, build_checkpoint  # noqa: E402
-
-
-def test_bucket_sampler_yields_full_batches_of_similar_width_once_each():
-    widths = np.random.default_rng(0).integers(20, 129, size=1000)
-    sampler = BucketBatchSampler(widths, batch_size=16, seed=3, chunk_batches=4)
-    batches = list(sampler)
-    assert len(batches) == len(sampler)
-    assert all(len(batch) == 16 for batch in batches)
-    flat = [index for batch in batches for index in batch]
-    assert len(flat) == len(set(flat))
-    spread = np.mean([widths[b].max() - widths[b].min() for b in batches])
-    assert spread < 0.5 * (widths.max() - widths.min())  # random batches would span nearly the whole range
-    sampler.set_epoch(1)
-    assert list(sampler) != batches
-
-
-def test_crop_collate_cuts_to_the_widest_text_rounded_up():
-    def sample(ink_columns: int) -> dict:
-        image = torch.zeros(1, 32, 128)
-        image[..., :ink_columns] = 1.0
-        return {"image": image, "text": "១២", "path": ""}
-
-    assert crop_collate([sample(10), sample(45)], max_length=8)["images"].shape[-1] == 48
-    assert crop_collate([sample(5)], max_length=8)["images"].shape[-1] == 32  # never below the minimum
-    assert crop_collate([sample(128)], max_length=8)["images"].shape[-1] == 128
 
 
 def test_model_speed_table_starts_from_the_default_preset_and_counts_parameters():

@@ -1,5 +1,6 @@
 import shutil
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -8,8 +9,9 @@ from PIL import Image
 from runner.charset import EOS, PAD, SOS, encode
 from runner.data import dataset as dataset_module
 from runner.data.config import DataConfig, augment_preset
-from runner.data.dataset import (KhmerDigitsDataset, LabeledFolderDataset, OnTheFlyDataset, build_data_loaders,
-                                 collate_batch, create_data_loaders, make_loader, set_loader_epoch)
+from runner.data.dataset import (KhmerDigitsDataset, LabeledFolderDataset, OnTheFlyDataset, WidthBucketBatchSampler,
+                                 build_data_loaders, collate_batch, create_data_loaders, make_loader, set_loader_epoch)
+from runner.data.preprocess import crop_to_content
 from runner.data.fonts import discover_fonts
 from runner.errors import DataError
 
@@ -17,7 +19,7 @@ FONTS = discover_fonts(use_system_fonts=False)
 
 
 def test_batch_contract_for_attention_and_ctc_targets(tiny_dataset):
-    train, val = create_data_loaders(tiny_dataset, batch_size=5, num_workers=0, seed=1)
+    train, val = create_data_loaders(tiny_dataset, batch_size=5, num_workers=0, seed=1, bucketing=False)
     batch = next(iter(train))
     assert batch["images"].shape == (5, 1, 32, 128) and batch["images"].dtype == torch.float32
     assert batch["targets"].shape == (5, 10) and batch["targets"].dtype == torch.int64
@@ -193,7 +195,8 @@ def test_build_data_loaders_generates_and_reuses_the_cache(tmp_path):
                      generate_workers=1, batch_size=4, held_out_fonts=[])
     train, val, extra = build_data_loaders(cfg, seed=2)
     assert (len(train.dataset), len(val.dataset), list(extra)) == (8, 4, ["val_hard"])
-    assert next(iter(extra["val_hard"]))["images"].shape == (2, 1, 32, 128)
+    images = next(iter(extra["val_hard"]))["images"]  # data.bucketing: cropped to the widest image
+    assert images.shape[:3] == (2, 1, 32) and images.shape[-1] <= 128 and images.shape[-1] % 4 == 0
     (cache,) = tmp_path.iterdir()
     mtime = (cache / "metadata.yaml").stat().st_mtime_ns
     build_data_loaders(cfg, seed=2)
@@ -203,3 +206,87 @@ def test_build_data_loaders_generates_and_reuses_the_cache(tmp_path):
 def test_generated_kind_with_a_missing_dir_says_how_to_generate(tmp_path):
     with pytest.raises(DataError, match="runner.generate data.dir="):
         build_data_loaders(DataConfig(dir=str(tmp_path / "nothing")), seed=1)
+
+
+def test_bucket_sampler_yields_every_sample_once_in_batches_of_similar_width():
+    widths = np.random.default_rng(0).integers(20, 129, size=1000)
+    sampler = WidthBucketBatchSampler(widths, batch_size=16, shuffle=True, seed=3, chunk_batches=4)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 63
+    assert sorted(len(batch) for batch in batches)[1:] == [16] * 62  # one short batch: 1000 = 62 * 16 + 8
+    assert sorted(index for batch in batches for index in batch) == list(range(1000))
+    spread = np.mean([widths[b].max() - widths[b].min() for b in batches])
+    assert spread < 0.25 * (widths.max() - widths.min())  # random batches span nearly the whole range
+    assert list(sampler) == batches  # a function of (seed, epoch)
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    assert len(list(WidthBucketBatchSampler(widths, 16, True, drop_last=True))) == 62
+
+
+def test_bucket_sampler_for_evaluation_is_sorted_by_width():
+    widths = np.array([90, 30, 60, 30, 128])
+    batches = list(WidthBucketBatchSampler(widths, batch_size=2, shuffle=False))
+    assert batches == [[1, 3], [2, 0], [4]]
+
+
+def test_bucket_sampler_ranks_split_each_global_batch_like_one_process():
+    widths = np.random.default_rng(1).integers(20, 129, size=100)
+    single = list(WidthBucketBatchSampler(widths, batch_size=8, shuffle=True, seed=5))
+    ranks = [list(WidthBucketBatchSampler(widths, batch_size=4, shuffle=True, seed=5, rank=r, world_size=2))
+             for r in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(single) == 13  # lock step
+    for a, b, whole in zip(*ranks, single):
+        assert a + b == whole  # rank r holds the r-th half of the same global batch
+
+
+def test_bucket_sampler_pads_an_uneven_split_so_ranks_stay_in_lock_step():
+    widths = np.random.default_rng(1).integers(20, 129, size=101)
+    ranks = [list(WidthBucketBatchSampler(widths, batch_size=4, shuffle=True, seed=5, rank=r, world_size=2))
+             for r in range(2)]
+    assert [len(batch) for batch in ranks[0]] == [len(batch) for batch in ranks[1]]
+    seen = [index for rank in ranks for batch in rank for index in batch]
+    assert set(seen) == set(range(101)) and len(seen) == 102  # one sample repeated, as DistributedSampler does
+
+
+def test_crop_to_content_cuts_to_the_widest_ink_rounded_up_to_four():
+    def batch(*ink_columns):
+        images = torch.zeros(len(ink_columns), 1, 32, 128)
+        for row, columns in enumerate(ink_columns):
+            images[row, ..., :columns] = 0.5
+        return images
+
+    assert crop_to_content(batch(10, 45)).shape[-1] == 48
+    assert crop_to_content(batch(5)).shape[-1] == 32  # never below the encoder's minimum
+    assert crop_to_content(batch(0)).shape[-1] == 32  # a blank image
+    assert crop_to_content(batch(128)).shape[-1] == 128
+    images = batch(10, 45)
+    assert torch.equal(crop_to_content(images), images[..., :48])
+
+
+def test_bucketed_loader_crops_batches_and_header_widths_match_the_pixels(tiny_dataset):
+    dataset = KhmerDigitsDataset(tiny_dataset, "train")
+    widths = dataset.widths()
+    for index in range(len(dataset)):
+        ink = dataset[index]["image"].amax(dim=(0, 1)) > 0
+        assert int(ink.nonzero()[-1]) + 1 <= widths[index]  # the text lies inside the header width
+    loader = make_loader(dataset, batch_size=4, shuffle=False, bucketing=True)
+    shapes = [batch["images"].shape[-1] for batch in loader]
+    assert shapes == sorted(shapes) and shapes[0] < 128  # sorted by width, the narrow ones cropped
+    texts = [text for batch in loader for text in batch["texts"]]
+    assert sorted(texts) == sorted(dataset.texts)
+
+
+def test_fill_cache_in_worker_processes_matches_one_process(tiny_dataset):
+    one, two = KhmerDigitsDataset(tiny_dataset, "train"), KhmerDigitsDataset(tiny_dataset, "train")
+    one.fill_cache(workers=1)
+    two.fill_cache(workers=2, chunk=5)
+    assert one.cached.all() and two.cached.all() and np.array_equal(one.cache, two.cache)
+
+
+def test_fill_cache_names_a_corrupt_image_from_a_worker(tiny_dataset, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_dataset.parent, copy)
+    (copy / "train" / "000007.png").write_bytes(b"not a png")
+    dataset = KhmerDigitsDataset(copy, "train")
+    with pytest.raises(DataError, match="000007.png cannot be decoded"):
+        dataset.fill_cache(workers=2, chunk=4)

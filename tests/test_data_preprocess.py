@@ -106,3 +106,37 @@ def test_load_image_applies_exif_orientation(tmp_path):
     image.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "photo.jpg", exif=exif, quality=95)
     loaded = load_image(tmp_path / "photo.jpg")
     assert loaded.size == image.size
+
+
+def loose(image: Image.Image, scale: int = 4) -> Image.Image:
+    """The same text pasted at the left of a white canvas `scale` times as tall (a loose crop)."""
+    gray = image.convert("L")
+    canvas = Image.new("L", (gray.width * 2, gray.height * scale), 255)
+    canvas.paste(gray, (4, gray.height * scale // 2 - gray.height // 2))
+    return canvas
+
+
+def ink_rows(pixels: np.ndarray) -> int:
+    rows = np.nonzero((pixels >= 128).any(axis=1))[0]
+    return int(rows[-1] - rows[0] + 1) if len(rows) else 0
+
+
+def test_text_crop_makes_small_text_in_a_loose_crop_fill_the_rows():
+    image = rendered(1)
+    tight = preprocess_image_uint8(image, text_crop=True)
+    small = preprocess_image_uint8(loose(image), text_crop=True)
+    assert ink_rows(preprocess_image_uint8(loose(image))) < 0.45 * ink_rows(tight)  # without: a quarter of the rows
+    assert abs(ink_rows(small) - ink_rows(tight)) <= 3
+    assert abs(int((small >= 128).any(axis=0).sum()) - int((tight >= 128).any(axis=0).sum())) <= 6  # same columns
+
+
+def test_text_crop_ignores_background_noise_and_stray_specks():
+    image = np.asarray(loose(rendered(2)), dtype=np.float32)
+    noisy = np.clip(image + np.random.default_rng(0).normal(0, 12, image.shape), 0, 255).astype(np.uint8)
+    noisy[2:4, -4:-2] = 0  # a speck of dirt in the far corner
+    clean = preprocess_image_uint8(loose(rendered(2)), text_crop=True)
+    assert abs(ink_rows(preprocess_image_uint8(Image.fromarray(noisy), text_crop=True)) - ink_rows(clean)) <= 3
+
+
+def test_text_crop_of_a_blank_image_is_blank():
+    assert not preprocess_image_uint8(Image.new("L", (200, 60), 255), text_crop=True).any()

@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from runner.data.dataset import KhmerDigitsDataset
 from runner.data.fonts import package_font_path
-from runner.data.preprocess import load_image, preprocess_image
+from runner.data.preprocess import crop_to_content, load_image, preprocess_image
 from runner.errors import CheckpointError, DataError
 from runner.inference import (ExportError, OnnxPredictor, Prediction, TorchPredictor, TorchScriptPredictor,
                               check_parity, discover_images, evaluation_data_config, export_onnx, export_torchscript,
@@ -27,10 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<text>[០-៩]*)\t(?P<confidence>[01]\.\d{4})$")
 
 
-def save_checkpoint(path: Path, preset: str = "small", seed: int = 0, config_yaml: str = "") -> Path:
+def save_checkpoint(path: Path, preset: str = "small", seed: int = 0, config_yaml: str = "", crop: bool = False
+                    ) -> Path:
     torch.manual_seed(seed)
+    preprocess = {"height": 32, "width": 128, **({"crop": True} if crop else {})}  # no key: a model from before
     payload = build_checkpoint(model=create_model(preset), epoch=1, global_step=1, metrics={}, config_yaml=config_yaml,
-                               preprocess={"height": 32, "width": 128})
+                               preprocess=preprocess)
     atomic_save(payload, path)
     return path
 
@@ -43,6 +45,12 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def predictor(checkpoint) -> TorchPredictor:
     return load_predictor(checkpoint)
+
+
+@pytest.fixture(scope="module")
+def cropping_predictor(tmp_path_factory) -> TorchPredictor:
+    """A CTC model trained with width bucketing: it reads every batch cropped to its widest image."""
+    return load_predictor(save_checkpoint(tmp_path_factory.mktemp("crop") / "best.pt", "ctc_small", seed=2, crop=True))
 
 
 def digits_image(text: str = "១២៣៤", size: tuple[int, int] = (173, 57)) -> Image.Image:
@@ -105,6 +113,45 @@ def test_predict_files_reads_every_mode_and_reports_broken_files(predictor, imag
         assert torch.equal(preprocess_image(load_image(image_folder / variant)),
                            preprocess_image(load_image(image_folder / "gray.png")))
         assert by_name[variant].text == by_name["gray.png"].text
+
+
+def test_cropping_model_reads_files_in_input_order_without_their_padding(cropping_predictor, image_folder):
+    images = discover_images(image_folder)
+    sorted_chunks = list(predict_files(cropping_predictor, images, batch_size=2))  # chunks sorted by width
+    assert [p.name for p in sorted_chunks] == [item.name for item in images]
+    one_by_one = list(predict_files(cropping_predictor, images, batch_size=1))
+    for prediction, item in zip(one_by_one, images):
+        if prediction.error:
+            continue
+        alone = crop_to_content(preprocess_image(load_image(item.path)).unsqueeze(0))
+        assert alone.shape[-1] < 128 or item.name == "photo.jpg"  # the padding columns are not read
+        text, confidence = cropping_predictor.model.predict_with_confidence(alone)
+        assert (prediction.text, prediction.confidence) == (text[0], pytest.approx(confidence[0]))
+
+
+def test_cropping_model_takes_cropped_batches_and_a_plain_model_refuses_them(cropping_predictor, predictor):
+    images, _ = rendered_images(4, 32, 128, 8, seed=1)
+    narrow = crop_to_content(images)
+    padded = torch.nn.functional.pad(narrow, (0, 128 - narrow.shape[-1]))
+    assert torch.equal(cropping_predictor.logits(narrow), cropping_predictor.logits(padded))
+    assert cropping_predictor.logits(images[:, :, :, :40]).shape[1] == 10  # 40 columns = 10 CTC steps
+    if narrow.shape[-1] < 128:
+        with pytest.raises(ValueError, match=r"\[B, 1, 32, 128\]"):
+            predictor.logits(narrow)
+
+
+def test_cropping_model_exports_to_onnx_with_a_dynamic_width(cropping_predictor, tmp_path):
+    path = export_onnx(cropping_predictor, tmp_path / "ctc.onnx")
+    exported = load_predictor(path)
+    assert exported.crop
+    images, _ = rendered_images(24, 32, 128, 8, seed=5)
+    report = check_parity(cropping_predictor, exported, images)  # the whole batch, then width-sorted groups of 8
+    assert report.mismatches == [] and report.max_abs_diff < 1e-4 and report.images == 24
+    widths = {crop_to_content(images[i:i + 1]).shape[-1] for i in range(24)}
+    assert len(widths) > 2  # the groups really ran at several widths
+    for width in (32, 76):
+        assert torch.allclose(exported.logits(images[..., :width]), cropping_predictor.logits(images[..., :width]),
+                              atol=1e-4)
 
 
 def test_prediction_line_has_four_decimals():
@@ -249,7 +296,7 @@ def test_export_cli_writes_model_and_sidecar(checkpoint, tmp_path):
     assert "identical texts" in result.stdout and "max abs logit difference" in result.stdout
     sidecar = json.loads(sidecar_path(output).read_text(encoding="utf-8"))
     assert sidecar["model"]["name"] == "small" and sidecar["model"]["head"] == "attention"
-    assert sidecar["preprocess"] == {"height": 32, "width": 128} and sidecar["max_length"] == 8
+    assert sidecar["preprocess"] == {"height": 32, "width": 128, "crop": False, "text_crop": False} and sidecar["max_length"] == 8
     assert sidecar["charset"]["tokens"][4:] == list("០១២៣៤៥៦៧៨៩")
     assert sidecar["source_checkpoint"] == str(checkpoint) and sidecar["git_commit"]
     assert sidecar["export"]["format"] == "torchscript"

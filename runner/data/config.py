@@ -123,7 +123,14 @@ class DataConfig:
     min_length: int = help_field("Fewest digits in a rendered label.", 1)
     max_length: int = help_field("Most digits in a label; targets are padded to max_length + 2.", 8)
     image_height: int = help_field("Model input height in px.", 32)
-    image_width: int = help_field("Model input width in px (text is padded, or shrunk to fit).", 128)
+    image_width: int = help_field("Model input width in px (text is padded, or shrunk to fit); with bucketing the "
+                                  "widest batch, most batches are narrower.", 128)
+    text_crop: bool = help_field("Cut every image to its text's bounding box (plus a margin) before resizing, so small "
+                                 "text in a loose crop fills the model's rows (runner/data/preprocess.py). The model "
+                                 "remembers it, so evaluation, prediction and exports preprocess the same way.", True)
+    bucketing: bool = help_field("Batch images of similar width and crop every batch to its widest image: "
+                                 "padding columns cost CNN and BiLSTM time (1.2x the training images/s). The model "
+                                 "remembers it, so evaluation, prediction and exports crop the same way.", True)
     batch_size: int = help_field("Samples per batch (per process under DDP).", 64)
     num_workers: int = help_field("DataLoader worker processes (0 = load in the training process).", 0)
     pin_memory: bool = help_field("Pin batches in page-locked memory (helps only with a GPU).", False)

@@ -9,20 +9,30 @@ turns a list of them into THE batch every model, loss and metric reads:
     texts           list[str]
     paths           list[str]                 image file, or "" for on-the-fly samples
 
-Under DDP (world_size > 1) loaders use a DistributedSampler: call `set_loader_epoch(loader, epoch)`
-at the start of every epoch (it also advances on-the-fly rendering).
+With `bucketing` (data.bucketing, the default) a loader over image files batches images of similar
+width (`WidthBucketBatchSampler`) and `collate_batch` crops every batch to its widest image
+(`crop_to_content`): W is then at most image_width and varies from batch to batch.
+
+Under DDP (world_size > 1) loaders use a DistributedSampler (or split every bucketed batch
+between the ranks): call `set_loader_epoch(loader, epoch)` at the start of every epoch (it also
+advances on-the-fly rendering).
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import random
+import time
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
 
 from runner.charset import EOS, PAD, SOS, encode, validate_text
@@ -30,11 +40,12 @@ from runner.data.config import AugmentConfig, DataConfig, as_data_config
 from runner.data.fonts import FontSpec
 from runner.data.generate import (METADATA_FILE, SplitPlan, data_fonts, ensure_generated_dataset, plan_splits,
                                   read_metadata, resolve_path)
-from runner.data.preprocess import load_image, preprocess_image_uint8, uint8_to_tensor
+from runner.data.preprocess import crop_to_content, fitted_size, load_image, preprocess_image_uint8, uint8_to_tensor
 from runner.data.render import render_sample, sample_key
 from runner.errors import DataError
 
 Sample = dict[str, Any]
+log = logging.getLogger("runner.data")
 
 
 class ImageListDataset(Dataset):
@@ -45,14 +56,15 @@ class ImageListDataset(Dataset):
     """
 
     def __init__(self, items: Sequence[tuple[Path, str]], image_height: int = 32, image_width: int = 128,
-                 cache_in_memory: bool = True, source: str = "dataset"):
+                 cache_in_memory: bool = True, source: str = "dataset", text_crop: bool = False):
         if not items:
             raise DataError(f"{source} has no samples; add images (and their labels) or point at another split.")
         self.paths = [Path(path) for path, _ in items]
         self.texts = [text for _, text in items]
-        self.image_height, self.image_width = image_height, image_width
+        self.image_height, self.image_width, self.text_crop = image_height, image_width, text_crop
         self.cache: Optional[np.ndarray] = None
         self.cached: Optional[np.ndarray] = None
+        self._widths: Optional[np.ndarray] = None
         if cache_in_memory:
             self.cache = np.zeros((len(items), image_height, image_width), dtype=np.uint8)
             self.cached = np.zeros(len(items), dtype=bool)
@@ -63,7 +75,8 @@ class ImageListDataset(Dataset):
     def pixels(self, index: int) -> np.ndarray:
         if self.cached is not None and self.cached[index]:
             return self.cache[index]
-        pixels = preprocess_image_uint8(load_image(self.paths[index]), self.image_height, self.image_width)
+        pixels = preprocess_image_uint8(load_image(self.paths[index]), self.image_height, self.image_width,
+                                        self.text_crop)
         if self.cached is not None:
             self.cache[index] = pixels
             self.cached[index] = True
@@ -72,6 +85,63 @@ class ImageListDataset(Dataset):
     def __getitem__(self, index: int) -> Sample:
         return {"image": uint8_to_tensor(self.pixels(index)), "text": self.texts[index],
                 "path": str(self.paths[index])}
+
+    def fill_cache(self, workers: Optional[int] = None, chunk: int = 512) -> None:
+        """Decode and preprocess every image not yet in the memory cache, in `workers` processes
+        (default: torch's thread count, the cores this run was given)."""
+        missing = np.flatnonzero(~self.cached) if self.cached is not None else np.array([], dtype=np.int64)
+        if not len(missing):
+            return
+        workers = min(workers or torch.get_num_threads(), -(-len(missing) // chunk))
+        parts = [missing[start:start + chunk] for start in range(0, len(missing), chunk)]
+        if workers <= 1 or os.name != "posix":
+            for index in missing:
+                self.pixels(int(index))
+            return
+        global _FILLING
+        _FILLING = self  # forked workers inherit it: nothing but the indices crosses the pipe
+        try:
+            with get_context("fork").Pool(workers) as pool:
+                for indices, pixels in zip(parts, pool.imap(_preprocess_part, parts)):
+                    self.cache[indices] = pixels
+                    self.cached[indices] = True
+        finally:
+            _FILLING = None
+
+    def widths(self) -> np.ndarray:
+        """Columns each image fills after preprocessing, to batch similar widths together.
+
+        With the memory cache every image is decoded now (as the first epoch would) and measured;
+        without it the width is estimated from the file header (exact without text_crop). A file
+        whose header cannot be read counts as full width here and fails with its own error when it
+        is loaded.
+        """
+        if self._widths is None and self.cache is not None:
+            started = time.perf_counter()
+            self.fill_cache()
+            ink = self.cache.any(axis=1)  # [N, W]: columns holding any ink
+            self._widths = np.where(ink.any(axis=1), self.image_width - np.argmax(ink[:, ::-1], axis=1), 1)
+            log.info("decoded %d images into memory in %.1f s", len(self), time.perf_counter() - started)
+        if self._widths is None:
+            widths = np.full(len(self.paths), self.image_width, dtype=np.int64)
+            for index, path in enumerate(self.paths):
+                try:
+                    with Image.open(path) as image:
+                        size = image.size
+                except (OSError, SyntaxError, ValueError):
+                    continue
+                widths[index] = fitted_size(size[0], size[1], self.image_height, self.image_width)[0]
+            self._widths = widths
+        return self._widths
+
+
+_FILLING: Optional[ImageListDataset] = None
+
+
+def _preprocess_part(indices: np.ndarray) -> np.ndarray:
+    dataset = _FILLING
+    return np.stack([preprocess_image_uint8(load_image(dataset.paths[index]), dataset.image_height,
+                                            dataset.image_width, dataset.text_crop) for index in indices])
 
 
 def _check_files_exist(items: Sequence[tuple[Path, str]], where: Sequence[str]) -> None:
@@ -85,7 +155,7 @@ class KhmerDigitsDataset(ImageListDataset):
 
     def __init__(self, metadata_path: Union[str, Path], split: str = "train", image_height: int = 32,
                  image_width: int = 128, max_length: int = 8, cache_in_memory: bool = True,
-                 metadata: Optional[dict[str, Any]] = None):
+                 metadata: Optional[dict[str, Any]] = None, text_crop: bool = False):
         metadata_path = Path(metadata_path)
         if metadata_path.is_dir():
             metadata_path = metadata_path / METADATA_FILE
@@ -106,7 +176,8 @@ class KhmerDigitsDataset(ImageListDataset):
             items.append((root / str(entry["image"]), validate_text(entry["label"], source, max_length)))
             where.append(source)
         _check_files_exist(items, where)
-        super().__init__(items, image_height, image_width, cache_in_memory, source=f"{metadata_path} [{split}]")
+        super().__init__(items, image_height, image_width, cache_in_memory, source=f"{metadata_path} [{split}]",
+                         text_crop=text_crop)
         self.metadata_path, self.split = metadata_path, split
         self.records: list[dict[str, Any]] = entries
 
@@ -145,7 +216,7 @@ class LabeledFolderDataset(ImageListDataset):
 
     def __init__(self, root: Union[str, Path], labels_file: str = "labels.tsv", max_length: int = 8,
                  image_height: int = 32, image_width: int = 128, cache_in_memory: bool = True,
-                 indices: Optional[Sequence[int]] = None):
+                 indices: Optional[Sequence[int]] = None, text_crop: bool = False):
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"data folder {root} does not exist; set data.dir to a folder of images with a "
@@ -153,7 +224,8 @@ class LabeledFolderDataset(ImageListDataset):
         items = read_labels_tsv(root / labels_file, max_length)
         if indices is not None:
             items = [items[i] for i in indices]
-        super().__init__(items, image_height, image_width, cache_in_memory, source=f"{root / labels_file}")
+        super().__init__(items, image_height, image_width, cache_in_memory, source=f"{root / labels_file}",
+                         text_crop=text_crop)
         self.root = root
 
 
@@ -169,13 +241,13 @@ class OnTheFlyDataset(Dataset):
     def __init__(self, fonts: Sequence[FontSpec], augment: AugmentConfig, size: int, seed: int,
                  split: str = "train", min_length: int = 1, max_length: int = 8, image_height: int = 32,
                  image_width: int = 128, vary_by_epoch: bool = True, hard_augment: Optional[AugmentConfig] = None,
-                 hard_fraction: float = 0.0):
+                 hard_fraction: float = 0.0, text_crop: bool = False):
         if size <= 0:
             raise DataError(f"on-the-fly split {split!r} has size {size}; set its size > 0.")
         self.fonts, self.augment, self.size, self.seed, self.split = list(fonts), augment, size, seed, split
         self.plan = SplitPlan(split, size, self.fonts, augment, hard_augment, hard_fraction)
         self.min_length, self.max_length = min_length, max_length
-        self.image_height, self.image_width = image_height, image_width
+        self.image_height, self.image_width, self.text_crop = image_height, image_width, text_crop
         self.vary_by_epoch = vary_by_epoch
         self.epoch = 0
 
@@ -192,7 +264,7 @@ class OnTheFlyDataset(Dataset):
 
     def __getitem__(self, index: Union[int, tuple[int, int]]) -> Sample:
         image, spec = self.render(index)
-        pixels = preprocess_image_uint8(image, self.image_height, self.image_width)
+        pixels = preprocess_image_uint8(image, self.image_height, self.image_width, self.text_crop)
         return {"image": uint8_to_tensor(pixels), "text": spec.text, "path": ""}
 
 
@@ -215,8 +287,66 @@ class EpochSampler(Sampler):
             self.base.set_epoch(epoch)
 
 
-def collate_batch(samples: Sequence[Sample], max_length: int = 8) -> dict[str, Any]:
-    """Stack samples into the batch contract (see the module docstring)."""
+class WidthBucketBatchSampler(Sampler[list[int]]):
+    """Batches of images of similar width, so that cropping a batch to its widest image drops most
+    of the padding columns (the CNN and the BiLSTM cost grows with the width).
+
+    shuffle=True (training): a permutation of (seed, epoch) is cut into chunks of `chunk_batches`
+    global batches (batch_size * world_size samples); each chunk is sorted by width and cut into
+    global batches, and the order of all batches is shuffled again. Within a chunk the samples are
+    still a random draw, so every batch mixes lengths, fonts and degradations like an unsorted
+    one, only with similar widths. shuffle=False (evaluation): sorted by width, in order.
+
+    Under DDP the index list is padded to a multiple of world_size by repeating its first samples
+    (as DistributedSampler does) and rank r takes the r-th slice of every global batch, so every
+    rank runs the same number of steps.
+    """
+
+    def __init__(self, widths: np.ndarray, batch_size: int, shuffle: bool, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, drop_last: bool = False, chunk_batches: int = 16) -> None:
+        self.widths = np.asarray(widths)
+        self.batch_size, self.shuffle, self.seed = int(batch_size), bool(shuffle), int(seed)
+        self.rank, self.world_size, self.drop_last = int(rank), int(world_size), bool(drop_last)
+        self.chunk_batches = int(chunk_batches)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _global_batches(self) -> list[np.ndarray]:
+        count, world = len(self.widths), self.world_size
+        global_size = self.batch_size * world
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(count) if self.shuffle else np.argsort(self.widths, kind="stable")
+        if count % world:
+            order = np.concatenate([order, np.resize(order, world - count % world)])
+        chunk = global_size * self.chunk_batches if self.shuffle else len(order)
+        batches = []
+        for start in range(0, len(order), chunk):
+            part = order[start:start + chunk]
+            if self.shuffle:
+                part = part[np.argsort(self.widths[part], kind="stable")]
+            batches.extend(part[i:i + global_size] for i in range(0, len(part), global_size))
+        if self.drop_last and batches and len(batches[-1]) < global_size:
+            batches.pop()  # only the very last batch can be short: every chunk but the last is whole
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self._global_batches():
+            share = len(batch) // self.world_size
+            yield batch[self.rank * share:(self.rank + 1) * share].tolist()
+
+    def __len__(self) -> int:
+        padded = -(-len(self.widths) // self.world_size) * self.world_size
+        global_size = self.batch_size * self.world_size
+        return padded // global_size if self.drop_last else -(-padded // global_size)
+
+
+def collate_batch(samples: Sequence[Sample], max_length: int = 8, crop: bool = False) -> dict[str, Any]:
+    """Stack samples into the batch contract (see the module docstring); `crop` cuts the padding
+    columns no image of the batch needs (`crop_to_content`)."""
     rows, lengths = [], []  # plain lists, one tensor each at the end: per-row tensor writes cost ~1 ms a batch
     for sample in samples:
         ids = encode(sample["text"], sample["path"] or "rendered sample")
@@ -225,7 +355,8 @@ def collate_batch(samples: Sequence[Sample], max_length: int = 8) -> dict[str, A
                             f"more than max_length={max_length}; raise data.max_length.")
         rows.append([SOS, *ids, EOS] + [PAD] * (max_length - len(ids)))
         lengths.append(len(ids))
-    return {"images": torch.stack([sample["image"] for sample in samples]),
+    images = torch.stack([sample["image"] for sample in samples])
+    return {"images": crop_to_content(images) if crop else images,
             "targets": torch.tensor(rows, dtype=torch.long).reshape(len(samples), max_length + 2),
             "target_lengths": torch.tensor(lengths, dtype=torch.long), "texts": [sample["text"] for sample in samples],
             "paths": [sample["path"] for sample in samples]}
@@ -240,13 +371,23 @@ def seed_worker(worker_id: int) -> None:
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, seed: int = 0,
                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, max_length: int = 8,
-                drop_last: bool = False) -> DataLoader:
+                drop_last: bool = False, bucketing: bool = False) -> DataLoader:
     """A DataLoader with the batch contract, seeded shuffling and (world_size > 1) a DistributedSampler.
 
     Shuffled generated data uses a DistributedSampler even in one process: its permutation depends
     only on (seed, epoch), so N processes with batch b see, step for step, the same samples as one
     process with batch N*b — the property that makes a DDP run comparable to a single-process run.
+    `bucketing` crops every batch to its widest image and, for image files, batches similar widths
+    (`WidthBucketBatchSampler`, which keeps that property for the samples; each rank crops its own
+    share).
     """
+    collate = functools.partial(collate_batch, max_length=max_length, crop=bucketing)
+    if bucketing and isinstance(dataset, ImageListDataset):
+        batch_sampler = WidthBucketBatchSampler(dataset.widths(), batch_size, shuffle, seed, rank, world_size,
+                                                drop_last)
+        return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers, collate_fn=collate,
+                          pin_memory=pin_memory, worker_init_fn=seed_worker if num_workers > 0 else None,
+                          persistent_workers=num_workers > 0)
     generator = torch.Generator().manual_seed(seed)
     sampler: Optional[Sampler] = None
     if world_size > 1 or (shuffle and not isinstance(dataset, OnTheFlyDataset)):
@@ -256,15 +397,16 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
         # Fresh renders need no shuffling; the epoch travels with each index instead.
         sampler = EpochSampler(sampler or SequentialSampler(dataset), dataset)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-                      num_workers=num_workers, collate_fn=functools.partial(collate_batch, max_length=max_length),
+                      num_workers=num_workers, collate_fn=collate,
                       pin_memory=pin_memory, drop_last=drop_last, generator=generator,
                       worker_init_fn=seed_worker if num_workers > 0 else None,
                       persistent_workers=num_workers > 0)
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
-    """Call at the start of each epoch: reshuffles DistributedSampler splits, advances on-the-fly renders."""
-    for owner in (loader.sampler, loader.dataset):
+    """Call at the start of each epoch: reshuffles samplers (DistributedSampler, width buckets), advances
+    on-the-fly renders."""
+    for owner in (loader.sampler, loader.batch_sampler, loader.dataset):
         if hasattr(owner, "set_epoch"):
             owner.set_epoch(epoch)
 
@@ -272,15 +414,16 @@ def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
 def create_data_loaders(metadata_path: Union[str, Path], batch_size: int = 32, num_workers: int = 0,
                         image_height: int = 32, image_width: int = 128, max_length: int = 8, seed: int = 0,
                         rank: int = 0, world_size: int = 1, pin_memory: bool = False,
-                        cache_in_memory: bool = True) -> tuple[DataLoader, DataLoader]:
+                        cache_in_memory: bool = True, bucketing: bool = True, text_crop: bool = True
+                        ) -> tuple[DataLoader, DataLoader]:
     """(train_loader, val_loader) over the train and val splits of a generated dataset."""
     loaders = []
     metadata = read_metadata(metadata_path)
     for split in ("train", "val"):
         dataset = KhmerDigitsDataset(metadata_path, split, image_height, image_width, max_length, cache_in_memory,
-                                     metadata)
+                                     metadata, text_crop)
         loaders.append(make_loader(dataset, batch_size, split == "train", num_workers, seed, rank, world_size,
-                                   pin_memory, max_length))
+                                   pin_memory, max_length, bucketing=bucketing))
     return loaders[0], loaders[1]
 
 
@@ -288,7 +431,7 @@ def folder_datasets(cfg: DataConfig, seed: int) -> tuple[LabeledFolderDataset, L
     """(train, val) from data.dir, with val from data.val_dir or a seeded data.val_fraction of the files."""
     root = resolve_path(cfg.dir)
     common = dict(labels_file=cfg.labels_file, max_length=cfg.max_length, image_height=cfg.image_height,
-                  image_width=cfg.image_width, cache_in_memory=cfg.cache_in_memory)
+                  image_width=cfg.image_width, cache_in_memory=cfg.cache_in_memory, text_crop=cfg.text_crop)
     if cfg.val_dir:
         return LabeledFolderDataset(root, **common), LabeledFolderDataset(resolve_path(cfg.val_dir), **common)
     total = len(read_labels_tsv(root / cfg.labels_file, cfg.max_length))
@@ -316,14 +459,15 @@ def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Datas
             datasets[plan.name] = OnTheFlyDataset(plan.fonts, plan.augment, plan.size, seed, plan.name,
                                                   cfg.min_length, cfg.max_length, cfg.image_height,
                                                   cfg.image_width, vary_by_epoch=plan.name == "train",
-                                                  hard_augment=plan.hard_augment, hard_fraction=plan.hard_fraction)
+                                                  hard_augment=plan.hard_augment, hard_fraction=plan.hard_fraction,
+                                                  text_crop=cfg.text_crop)
         return datasets
     metadata_path = (resolve_path(cfg.dir) / METADATA_FILE if cfg.dir
                      else ensure_generated_dataset(cfg, seed, rank))
     metadata = read_metadata(metadata_path)
     splits = [key for key, value in metadata.items() if isinstance(value, list)]
     return {split: KhmerDigitsDataset(metadata_path, split, cfg.image_height, cfg.image_width, cfg.max_length,
-                                      cfg.cache_in_memory, metadata) for split in splits}
+                                      cfg.cache_in_memory, metadata, cfg.text_crop) for split in splits}
 
 
 def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank: int = 0, world_size: int = 1
@@ -336,7 +480,7 @@ def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank:
         if required not in datasets:
             raise DataError(f"the {cfg.kind} dataset has no {required!r} split; its splits are {list(datasets)}.")
     loaders = {name: make_loader(dataset, cfg.batch_size, name == "train", cfg.num_workers, seed, rank, world_size,
-                                 cfg.pin_memory, cfg.max_length)
+                                 cfg.pin_memory, cfg.max_length, bucketing=cfg.bucketing)
                for name, dataset in datasets.items()}
     train, val = loaders.pop("train"), loaders.pop("val")
     return train, val, loaders

@@ -6,20 +6,31 @@ Choices (in order), so a user's photo and a rendered sample look alike to the mo
    transparency) are composited on white, the way a viewer shows them; 16- and 32-bit images are
    scaled to 0..255; CMYK and other colour spaces go through RGB. `load_image` also applies the
    EXIF orientation, so phone photos are upright.
-2. Size: resized to `height` rows keeping the aspect ratio; if that is wider than `width`, it is
-   shrunk to exactly `width` columns instead (still keeping the aspect ratio) and centred
-   vertically. The text sits at the left; the rest is padding. Bilinear resampling with
-   `reducing_gap` keeps large photos fast and alias-free.
-3. Polarity and contrast: an Otsu split gives two grey classes; the background is the class that
+2. Polarity and contrast: an Otsu split gives two grey classes; the background is the class that
    covers most of the image and of its borders (text is the minority). If the ink is lighter than
    the background (light-on-dark), the image is flipped. Then each pixel becomes its distance from
    the background level relative to the 1st/99th percentile, so faint, grey or low-contrast scans
-   and inverted images give the same input as black-on-white ones.
-4. Values: float32 in [0, 1] where 0 is background (and padding) and 1 is full ink, shape
+   and inverted images give the same input as black-on-white ones. (Large photos are first
+   reduced to TEXT_DRAFT_ROWS times the model height.)
+3. Text box (`text_crop`, the default for models trained since it existed): the image is cut to
+   the box holding the middle 98% of its strong ink pixels (at least half strength), plus a margin of TEXT_MARGIN text heights on
+   every side, so a small number in a large, loose crop fills the model's rows like a tight one,
+   and empty margins do not take columns from long numbers. Stray specks do not move the box; a
+   table rule or underline stays inside it, as it would in a tight crop.
+4. Size: resized to `height` rows keeping the aspect ratio; if that is wider than `width`, it is
+   shrunk to exactly `width` columns instead (still keeping the aspect ratio) and centred
+   vertically. The text sits at the left; the rest is padding. Bilinear resampling with
+   `reducing_gap` keeps large photos fast and alias-free.
+5. Values: float32 in [0, 1] where 0 is background (and padding) and 1 is full ink, shape
    [1, height, width]. Zero padding therefore equals background.
 
 `preprocess_image_uint8` returns the same image as uint8 [height, width] (ink = 255) for
 in-memory caches; `uint8_to_tensor` finishes the job.
+
+6. Batch width (models trained with `data.bucketing`, the default): `crop_to_content` cuts a
+   batch on the right after the last column any of its images has ink in, so the model reads
+   short numbers without paying for (or being trained on) columns of padding. Training, validation,
+   evaluation, prediction and exported models all crop the same way.
 """
 
 from __future__ import annotations
@@ -97,7 +108,12 @@ def otsu_threshold(pixels: np.ndarray) -> int:
 
 
 def normalize_ink(pixels: np.ndarray) -> np.ndarray:
-    """uint8 grayscale → uint8 ink strength (0 = background, 255 = ink), whatever the polarity.
+    """uint8 grayscale → uint8 ink strength (0 = background, 255 = ink), whatever the polarity."""
+    return normalize_ink_and_mask(pixels)[0]
+
+
+def normalize_ink_and_mask(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(`normalize_ink` of `pixels`, bool mask of the ink class of the Otsu split).
 
     The background is the class (of a two-level Otsu split) that holds most of the image and of
     its four borders, each border side weighing the same: a table rule along the top and bottom
@@ -115,16 +131,58 @@ def normalize_ink(pixels: np.ndarray) -> np.ndarray:
     else:
         ink, span = background - values, background - low
     scale = 255.0 / max(float(span), MIN_INK_CONTRAST)
-    return np.clip(ink * scale + 0.5, 0, 255).astype(np.uint8)
+    return np.clip(ink * scale + 0.5, 0, 255).astype(np.uint8), ~dark if dark_background else dark
 
 
-def preprocess_image_uint8(image: Image.Image, height: int = 32, width: int = 128) -> np.ndarray:
+def text_box(ink: np.ndarray, ink_class: np.ndarray, margin: float = 0.15, mass: float = 0.01
+             ) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) of the text in an ink map (0 = background): the rows and columns
+    holding the middle 1 - 2*`mass` of the ink pixels, widened by `margin` text heights on every
+    side and clipped to the image. Ink pixels are those of the Otsu ink class at half strength or
+    more, so background noise (even stretched hard when the text is a small part of the image) and
+    paper texture do not spread the box. The whole image when it holds no ink."""
+    strong = ink_class & (ink >= 128)
+    rows, columns = strong.sum(axis=1, dtype=np.float64), strong.sum(axis=0, dtype=np.float64)
+    total = rows.sum()
+    if total <= 0:
+        return 0, ink.shape[0], 0, ink.shape[1]
+
+    def span(profile: np.ndarray) -> tuple[int, int]:
+        cumulative = np.cumsum(profile)
+        first = int(np.searchsorted(cumulative, mass * total, side="left"))
+        last = int(np.searchsorted(cumulative, (1.0 - mass) * total, side="left"))
+        return first, last + 1
+
+    top, bottom = span(rows)
+    left, right = span(columns)
+    pad = int(np.ceil(margin * (bottom - top)))
+    return (max(0, top - pad), min(ink.shape[0], bottom + pad), max(0, left - pad), min(ink.shape[1], right + pad))
+
+
+# Large photos are reduced to this many times the model height before the ink map and text box.
+TEXT_DRAFT_ROWS = 4
+
+
+def preprocess_image_uint8(image: Image.Image, height: int = 32, width: int = 128, text_crop: bool = False
+                           ) -> np.ndarray:
     """uint8 [height, width], ink = 255; see the module docstring for every step."""
     gray = to_grayscale(image)
-    size = fitted_size(gray.width, gray.height, height, width)
-    if size != gray.size:
-        gray = gray.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
-    ink = normalize_ink(np.asarray(gray))
+    if text_crop:
+        if gray.height > TEXT_DRAFT_ROWS * height:
+            draft = fitted_size(gray.width, gray.height, TEXT_DRAFT_ROWS * height, 1 << 30)
+            gray = gray.resize(draft, Image.Resampling.BILINEAR, reducing_gap=3.0)
+        ink_map, ink_class = normalize_ink_and_mask(np.asarray(gray))
+        top, bottom, left, right = text_box(ink_map, ink_class)
+        text = Image.fromarray(np.ascontiguousarray(ink_map[top:bottom, left:right]), "L")
+        size = fitted_size(text.width, text.height, height, width)
+        if size != text.size:
+            text = text.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+        ink = np.asarray(text)
+    else:  # the pipeline of models trained before text_crop: resize the whole image, then normalise
+        size = fitted_size(gray.width, gray.height, height, width)
+        if size != gray.size:
+            gray = gray.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0)
+        ink = normalize_ink(np.asarray(gray))
     out = np.zeros((height, width), dtype=np.uint8)
     top = (height - size[1]) // 2
     out[top:top + size[1], :size[0]] = ink
@@ -136,6 +194,28 @@ def uint8_to_tensor(pixels: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(pixels).to(torch.float32).div_(255.0).unsqueeze(0)
 
 
-def preprocess_image(image: Image.Image, height: int = 32, width: int = 128) -> torch.Tensor:
+# Width granularity of a cropped batch: the encoder's width stride (four columns per time step).
+CROP_MULTIPLE = 4
+# Narrowest cropped batch: 8 time steps, the encoder's smallest supported input.
+MIN_CROP_WIDTH = 32
+
+
+def content_width(images: torch.Tensor, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH) -> int:
+    """Columns of `images` [..., W] up to the last one holding ink in any image, rounded up to
+    `multiple`, at least `min_width` and at most W."""
+    width = images.shape[-1]
+    columns = images.reshape(-1, width).amax(dim=0) > 0
+    used = int(columns.nonzero()[-1]) + 1 if bool(columns.any()) else 0
+    return min(width, max(min_width, -(-used // multiple) * multiple))
+
+
+def crop_to_content(images: torch.Tensor, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH
+                    ) -> torch.Tensor:
+    """A batch [B, C, H, W] without the padding columns no image needs (see `content_width`)."""
+    width = content_width(images, multiple, min_width)
+    return images if width == images.shape[-1] else images[..., :width].contiguous()
+
+
+def preprocess_image(image: Image.Image, height: int = 32, width: int = 128, text_crop: bool = False) -> torch.Tensor:
     """Any PIL image → float32 [1, height, width] model input (0 = background, 1 = ink)."""
-    return uint8_to_tensor(preprocess_image_uint8(image, height, width))
+    return uint8_to_tensor(preprocess_image_uint8(image, height, width, text_crop))

@@ -49,7 +49,7 @@ def sample_grid(cfg: DataConfig, seed: int, count: int = 40, columns: int = 4, s
         shown = image.copy()
         shown.thumbnail((CELL_WIDTH - 12, IMAGE_BOX), Image.Resampling.LANCZOS)
         grid.paste(shown, (x + 6, y + 6))
-        model_input = Image.fromarray(255 - preprocess_image_uint8(image, height, width), "L")
+        model_input = Image.fromarray(255 - preprocess_image_uint8(image, height, width, cfg.text_crop), "L")
         model_input = model_input.resize((2 * width, 2 * height), Image.Resampling.NEAREST)
         grid.paste(model_input.convert("RGB"), (x + 6, y + IMAGE_BOX + GAP))
         arabic = spec.text.translate(str.maketrans(DIGITS, "0123456789"))

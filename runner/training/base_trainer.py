@@ -359,7 +359,9 @@ class BaseTrainer(ABC):
         return build_checkpoint(model=_unwrap(self.raw_model), epoch=self.epoch, global_step=self.global_step,
                                 metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
                                 config_yaml=OmegaConf.to_yaml(self.config, resolve=True),
-                                preprocess={"height": self.config.data.image_height, "width": self.config.data.image_width},
+                                preprocess={"height": self.config.data.image_height, "width": self.config.data.image_width,
+                                            "crop": bool(self.config.data.get("bucketing", False)),
+                                            "text_crop": bool(self.config.data.get("text_crop", False))},
                                 training_state=training_state, commit=self._commit)
 
     def _save_checkpoint(self, metrics: dict[str, float], *, is_best: bool) -> None:
