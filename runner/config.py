@@ -102,9 +102,9 @@ class CheckpointConfig:
 class TrainerConfig:
     _target_: str = help_field("Trainer class.", "runner.training.OCRTrainer")
     _partial_: bool = True
-    max_epochs: int = help_field("Upper bound on epochs.", 12)
+    max_epochs: int = help_field("Upper bound on epochs.", 8)
     max_time_minutes: Optional[float] = help_field("Wall-clock budget; training stops after the epoch that crosses it "
-                                              "(default 12, so `make train` ends within ~15 min with data generation).", 12.0)
+                                              "(default 11, so `make train` ends within 15 min with data generation).", 11.0)
     stop_at: Optional[float] = help_field("Stop as soon as the monitored metric reaches this value.", None)
     monitor: str = help_field("Metric that selects the best checkpoint and drives early stopping/plateau.", "val/seq_accuracy")
     mode: str = help_field("max or min for the monitored metric.", "max")

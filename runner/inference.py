@@ -616,6 +616,21 @@ def _quiet_exporter() -> Iterator[None]:
                 logger.setLevel(level)
 
 
+def _onnx_export_kwargs(dynamo: bool, ctc: bool, opset: Optional[int]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"input_names": ["images"], "output_names": ["logits"], "verbose": False, "dynamo": dynamo}
+    if opset is not None:
+        kwargs["opset_version"] = opset
+    if dynamo:
+        # one self-contained file (the weights are a few MB), not model.onnx + model.onnx.data
+        columns = torch.export.Dim("columns", min=MIN_CROP_WIDTH // CROP_MULTIPLE, max=65536)
+        kwargs.update(dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536), 3: CROP_MULTIPLE * columns},),
+                      external_data=False)
+    else:
+        kwargs["dynamic_axes"] = {"images": {0: "batch", 3: "width"},
+                                  "logits": {0: "batch", 1: "steps"} if ctc else {0: "batch"}}
+    return kwargs
+
+
 def export_onnx(predictor: TorchPredictor, output: Path, dynamo: bool = True, opset: Optional[int] = None) -> Path:
     """Write `predictor`'s model as ONNX with dynamic batch and width axes and its metadata embedded.
 
@@ -627,20 +642,19 @@ def export_onnx(predictor: TorchPredictor, output: Path, dynamo: bool = True, op
     model = predictor.model.cpu().eval()
     example = torch.zeros(2, 1, predictor.height, predictor.width)
     output.parent.mkdir(parents=True, exist_ok=True)
-    kwargs: dict[str, Any] = {"input_names": ["images"], "output_names": ["logits"], "verbose": False}
-    if opset is not None:
-        kwargs["opset_version"] = opset
     ctc = predictor.head == "ctc"
-    if dynamo:
-        # one self-contained file (the weights are a few MB), not model.onnx + model.onnx.data
-        columns = torch.export.Dim("columns", min=MIN_CROP_WIDTH // CROP_MULTIPLE, max=65536)
-        kwargs.update(dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=65536), 3: CROP_MULTIPLE * columns},),
-                      external_data=False)
-    else:
-        kwargs["dynamic_axes"] = {"images": {0: "batch", 3: "width"},
-                                  "logits": {0: "batch", 1: "steps"} if ctc else {0: "batch"}}
     with _quiet_exporter():
-        torch.onnx.export(model, (example,), str(output), dynamo=dynamo, **kwargs)
+        if dynamo:
+            try:
+                torch.onnx.export(model, (example,), str(output), **_onnx_export_kwargs(True, ctc, opset))
+            except Exception as error:  # torch.export is young: fall back to the mature exporter, parity-checked too
+                lines = str(error).strip().splitlines() or [type(error).__name__]
+                reason = next((line for line in lines if line.startswith("<class")), lines[0])  # its summary line
+                log.warning("the dynamo ONNX exporter failed on %s (%s); exporting with the TorchScript-based exporter "
+                            "instead (dynamo=false)", predictor.name, reason[:200])
+                dynamo = False
+        if not dynamo:
+            torch.onnx.export(model, (example,), str(output), **_onnx_export_kwargs(False, ctc, opset))
     graph = onnx.load(str(output))
     if ctc:  # the dynamo exporter declares the example's step count; ONNX Runtime would warn on every other width
         graph.graph.output[0].type.tensor_type.shape.dim[1].dim_param = "steps"

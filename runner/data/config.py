@@ -116,7 +116,7 @@ class DataConfig:
                            "${oc.env:KHMER_OCR_CACHE,data_cache}")
     seed: Optional[int] = help_field("Seed for generating/rendering data; null = the run's seed. Fix it to share "
                                 "one dataset across a seed sweep.", None)
-    train_size: int = help_field("Training samples (on the fly: samples per epoch).", 60000)
+    train_size: int = help_field("Training samples (on the fly: samples per epoch).", 120000)
     val_size: int = help_field("Validation samples, rendered like training.", 2000)
     hard_val_size: int = help_field("Size of each extra split val_hard, val_unseen_fonts and val_hard_unseen_fonts "
                                "(0 disables them).", 1000)
