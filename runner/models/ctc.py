@@ -48,14 +48,17 @@ class CRNN(OCRModel):
 
     def decode_logits(self, logits: torch.Tensor) -> tuple[list[str], list[float]]:
         """Best-path decoding; confidence = product of per-column max probs (the best path's probability)."""
-        tokens = logits.argmax(dim=-1)
+        steps = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
+        return self.decode_texts(logits), greedy_confidence(logits, steps)
+
+    def decode_texts(self, logits: torch.Tensor) -> list[str]:
+        """Best path: the argmax per column, repeats collapsed, blanks and non-digit tokens dropped."""
         texts = []
-        for row in tokens.tolist():
+        for row in logits.argmax(dim=-1).tolist():
             chars, previous = [], BLANK
             for token in row:
                 if token != previous and token in INDEX_TO_CHAR:
                     chars.append(INDEX_TO_CHAR[token])
                 previous = token
             texts.append("".join(chars))
-        steps = torch.full((tokens.shape[0],), tokens.shape[1], dtype=torch.long)
-        return texts, greedy_confidence(logits, steps)
+        return texts

@@ -144,6 +144,10 @@ class OCRModel(nn.Module):
     def decode_logits(self, logits: torch.Tensor) -> tuple[list[str], list[float]]:
         raise NotImplementedError
 
+    def decode_texts(self, logits: torch.Tensor) -> list[str]:
+        """The texts of `decode_logits` without the confidences (the training loop's accuracy)."""
+        return self.decode_logits(logits)[0]
+
     def _greedy_logits(self, images: torch.Tensor) -> torch.Tensor:
         return self(images)
 

@@ -297,7 +297,7 @@ class BaseTrainer(ABC):
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _count_correct(self, logits: torch.Tensor, batch: dict) -> float:
-        texts, _ = _unwrap(self.model).decode_logits(logits.float())
+        texts = _unwrap(self.model).decode_texts(logits.float())
         return float(sum(p == t for p, t in zip(texts, batch["texts"])))
 
     def _reached(self, value: float, target: float) -> bool:
