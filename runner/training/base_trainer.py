@@ -297,7 +297,10 @@ class BaseTrainer(ABC):
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _count_correct(self, logits: torch.Tensor, batch: dict) -> float:
-        texts = _unwrap(self.model).decode_texts(logits.float())
+        model = _unwrap(self.model)
+        # decode_texts skips the confidences; a model of one's own may only have decode_logits
+        texts = model.decode_texts(logits.float()) if hasattr(model, "decode_texts") else \
+            model.decode_logits(logits.float())[0]
         return float(sum(p == t for p, t in zip(texts, batch["texts"])))
 
     def _reached(self, value: float, target: float) -> bool:
