@@ -129,7 +129,7 @@ class DataConfig:
                                  "text in a loose crop fills the model's rows (runner/data/preprocess.py). The model "
                                  "remembers it, so evaluation, prediction and exports preprocess the same way.", True)
     bucketing: bool = help_field("Batch images of similar width and crop every batch to its widest image: "
-                                 "padding columns cost CNN and BiLSTM time (1.2x the training images/s). The model "
+                                 "padding columns cost CNN and BiLSTM time (1.35-1.47x the training images/s). The model "
                                  "remembers it, so evaluation, prediction and exports crop the same way.", True)
     batch_size: int = help_field("Samples per batch (per process under DDP).", 64)
     num_workers: int = help_field("DataLoader worker processes (0 = load in the training process).", 0)
