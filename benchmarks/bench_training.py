@@ -159,10 +159,8 @@ class SetupFactory:
         if key not in self._datasets:
             datasets = build_datasets(data_cfg, data_cfg.seed if data_cfg.seed is not None else cfg.seed)
             train = datasets["train"]
-            if isinstance(train, ImageListDataset) and train.cache is not None:
-                started = time.perf_counter()
-                train.fill_cache()  # decode every PNG once: timings see the steady state
-                log.info("decoded %d training images into memory in %.1f s", len(train), time.perf_counter() - started)
+            if isinstance(train, ImageListDataset):
+                train.fill_cache()  # decode every PNG once (logged): timings see the steady state
             self._datasets[key] = datasets
         return self._datasets[key]
 

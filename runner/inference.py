@@ -162,9 +162,8 @@ class Predictor:
         """Check the shape of preprocessed images; crop the batch as the model was trained to read it.
 
         A cropping model also takes a batch already cropped (narrower than `width`)."""
-        width_ok = images.dim() == 4 and (images.shape[-1] == self.width
-                                          or (self.crop and images.shape[-1] < self.width))
-        if images.dim() != 4 or tuple(images.shape[1:3]) != (1, self.height) or not width_ok:
+        widths = range(1, self.width + 1) if self.crop else (self.width,)
+        if images.dim() != 4 or tuple(images.shape[1:3]) != (1, self.height) or images.shape[-1] not in widths:
             raise ValueError(f"{self.source} reads images of shape [B, 1, {self.height}, {self.width}], got "
                              f"{list(images.shape)}; preprocess them with Predictor.preprocess.")
         return crop_to_content(images) if self.crop else images

@@ -10,11 +10,12 @@ Choices (in order), so a user's photo and a rendered sample look alike to the mo
    covers most of the image and of its borders (text is the minority). If the ink is lighter than
    the background (light-on-dark), the image is flipped. Then each pixel becomes its distance from
    the background level relative to the 1st/99th percentile, so faint, grey or low-contrast scans
-   and inverted images give the same input as black-on-white ones. (Large photos are first
-   reduced to TEXT_DRAFT_ROWS times the model height.)
+   and inverted images give the same input as black-on-white ones. (With `text_crop`, large
+   photos are first reduced to TEXT_DRAFT_ROWS times the model height.)
 3. Text box (`text_crop`, the default for models trained since it existed): the image is cut to
-   the box holding the middle 98% of its strong ink pixels (at least half strength), plus a margin of TEXT_MARGIN text heights on
-   every side, so a small number in a large, loose crop fills the model's rows like a tight one,
+   the box holding the middle 98% of its strong ink pixels (at least half strength), plus a
+   margin of TEXT_MARGIN text heights on every side, so a small number in a large, loose crop
+   fills the model's rows like a tight one,
    and empty margins do not take columns from long numbers. Stray specks do not move the box; a
    table rule or underline stays inside it, as it would in a tight crop.
 4. Size: resized to `height` rows keeping the aspect ratio; if that is wider than `width`, it is
@@ -23,14 +24,13 @@ Choices (in order), so a user's photo and a rendered sample look alike to the mo
    `reducing_gap` keeps large photos fast and alias-free.
 5. Values: float32 in [0, 1] where 0 is background (and padding) and 1 is full ink, shape
    [1, height, width]. Zero padding therefore equals background.
-
-`preprocess_image_uint8` returns the same image as uint8 [height, width] (ink = 255) for
-in-memory caches; `uint8_to_tensor` finishes the job.
-
 6. Batch width (models trained with `data.bucketing`, the default): `crop_to_content` cuts a
    batch on the right after the last column any of its images has ink in, so the model reads
    short numbers without paying for (or being trained on) columns of padding. Training, validation,
    evaluation, prediction and exported models all crop the same way.
+
+`preprocess_image_uint8` returns the same image as uint8 [height, width] (ink = 255) for
+in-memory caches; `uint8_to_tensor` finishes the job, for one image or a stack of them.
 """
 
 from __future__ import annotations
@@ -134,7 +134,11 @@ def normalize_ink_and_mask(pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(ink * scale + 0.5, 0, 255).astype(np.uint8), ~dark if dark_background else dark
 
 
-def text_box(ink: np.ndarray, ink_class: np.ndarray, margin: float = 0.15, mass: float = 0.01
+# Margin around the text box, in text heights.
+TEXT_MARGIN = 0.15
+
+
+def text_box(ink: np.ndarray, ink_class: np.ndarray, margin: float = TEXT_MARGIN, mass: float = 0.01
              ) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the text in an ink map (0 = background): the rows and columns
     holding the middle 1 - 2*`mass` of the ink pixels, widened by `margin` text heights on every
@@ -190,8 +194,9 @@ def preprocess_image_uint8(image: Image.Image, height: int = 32, width: int = 12
 
 
 def uint8_to_tensor(pixels: np.ndarray) -> torch.Tensor:
-    """uint8 [H, W] from `preprocess_image_uint8` → float32 [1, H, W] in [0, 1]."""
-    return torch.from_numpy(pixels).to(torch.float32).div_(255.0).unsqueeze(0)
+    """uint8 [H, W] from `preprocess_image_uint8` → float32 [1, H, W] in [0, 1]; a stack [B, H, W]
+    → [B, 1, H, W] in one conversion."""
+    return torch.from_numpy(pixels).to(torch.float32).div_(255.0).unsqueeze(-3)
 
 
 # Width granularity of a cropped batch: the encoder's width stride (four columns per time step).
