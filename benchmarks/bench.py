@@ -41,6 +41,7 @@ import bench_inference  # noqa: E402
 import bench_training  # noqa: E402
 
 from runner.config import compose_config  # noqa: E402
+from runner.device import cpu_model, decide_amp, isa_summary  # noqa: E402
 from runner.training.base_trainer import TrainingInterrupted  # noqa: E402
 
 log = logging.getLogger("bench")
@@ -52,38 +53,17 @@ def load_average() -> str:
     return ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
 def machine_markdown() -> str:
+    """CPU model, ISA flags and the amp decision first: every figure below depends on them."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    flags = cpu_flags()
-    isa = ", ".join(flag for flag in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if flag in flags) or "?"
+    decision = decide_amp("auto", torch.device("cpu"))
     return "\n".join([
+        f"- cpu: {cpu_model()}, {os.cpu_count()} cores ({usable} usable)",
+        f"- cpu flags: {isa_summary()}",
+        f"- amp decision (device.amp=auto): {decision.name} — {decision.reason}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
-        f"- machine: {cpu_model()} ({isa}), {os.cpu_count()} cores ({usable} usable), {platform.system()} "
-        f"{platform.release()}, Python {platform.python_version()}",
-        f"- torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, oneDNN "
-        f"{'on' if torch.backends.mkldnn.is_available() else 'off'}",
+        f"- {platform.system()} {platform.release()}, Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} intra-op threads, oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}",
         f"- load average at start (1, 5, 15 min): {load_average()}"])
 
 

@@ -42,14 +42,15 @@ from runner.data.preprocess import CROP_MULTIPLE, MIN_CROP_WIDTH
 from runner.data.generate import ensure_generated_dataset, read_metadata
 from runner.errors import instantiate
 from runner.models import available_presets, create_model
-from runner.training.utils import resolve_amp, setup_training_environment
+from runner.device import resolve_amp
+from runner.training.utils import setup_training_environment
 
 log = logging.getLogger("bench")
 
 # What section 5 compares with the default config: (name, overrides, note). Every option is one override
 # of the shipped config.
 TUNING_OPTIONS: list[tuple[str, list[str], str]] = [
-    ("default", [], "amp=auto (bf16 autocast on CPU), all cores, data.num_workers=0, pre-rendered data cached in memory"),
+    ("default", [], "amp=auto (bf16 autocast where the CPU runs it natively, else fp32), all cores, data.num_workers=0, pre-rendered data cached in memory"),
     ("fp32", ["device.amp=off"], "device.amp=off"),
     ("channels_last", ["device.channels_last=true"], "device.channels_last=true"),
     ("unfused optimizer", ["optimizer.fused=false"], "optimizer.fused=false (PyTorch's per-parameter AdamW loop)"),

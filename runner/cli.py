@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from runner.errors import UserError, format_user_error
+from runner.errors import LOW_LEVEL_EXIT_CODE, UserError, failure_paragraph, format_user_error
 
 # Sweep workers (joblib, submitit) unpickle the task, which imports this module, and then resolve
 # hydra.sweep.dir: importing runner.config registers its ${run_id:} resolver there first.
@@ -70,8 +70,10 @@ def failed_job_value() -> Any:
 def entry_point(task: F) -> F:
     """Wrap a Hydra task so failures are one clear paragraph, never a wall of traceback.
 
-    Single run: a UserError prints its message and exits with its code (2 by default); other
-    exceptions propagate as usual. Multirun: any failure is logged with its traceback to the
+    Single run: a UserError prints its message and exits with its code (2 by default); any other
+    exception (a oneDNN or CUDA failure, a library error) prints one paragraph naming what failed,
+    where, the device settings and which to change, writes the traceback to the job's log file,
+    and exits with 1. Multirun: any failure is logged with its traceback to the
     job's log, recorded in job_status.json, and the job returns `failed_job_value()`, so the
     remaining jobs run and the sweep summary lists it as a failed row (the sweep then exits non-zero).
     HYDRA_FULL_ERROR=1 re-raises everything untouched.
@@ -99,11 +101,56 @@ def entry_point(task: F) -> F:
                 log.debug("user error", exc_info=True)
                 print(format_user_error(error), file=sys.stderr)
                 sys.exit(error.exit_code)
+            if isinstance(error, Exception):  # oneDNN, CUDA, a library: one paragraph, the traceback in the log
+                print(failure_paragraph(error, *_settings_and_advice(cfg), _log_traceback(error)), file=sys.stderr)
+                sys.exit(LOW_LEVEL_EXIT_CODE)
             raise
         _update_job_status(status="completed", wall_time_s=time.time() - started)
         return result
 
     return wrapper  # type: ignore[return-value]
+
+
+def _settings_and_advice(cfg: DictConfig) -> tuple[str, str]:
+    """The device settings a low-level failure ran with, and which of them to change first."""
+    device = cfg.get("device")
+    if not isinstance(device, DictConfig):  # evaluate, predict, export: fp32 inference
+        settings = f"device={device}, num_threads={cfg.get('num_threads')}"
+        return settings, "Try device=cpu or num_threads=1; inference never uses mixed precision."
+    from runner.device import decide_amp
+    from runner.training.utils import resolve_device
+
+    try:
+        resolved = resolve_device(device.name)
+        precision = decide_amp(device.amp, resolved).name
+    except Exception:  # noqa: BLE001 - the paragraph is about the first failure, not this one
+        resolved, precision = None, "undecided"
+
+    def shown(value: Any) -> str:
+        return json.dumps(value) if isinstance(value, (bool, type(None))) else str(value)
+
+    settings = (f"device={device.name}, device.amp={device.amp} ({precision} here), device.compile="
+                f"{shown(device.compile)}, device.channels_last={shown(device.channels_last)}, device.num_threads="
+                f"{shown(device.num_threads)}")
+    changes = [change for change, applies in (
+        ("device.amp=off (fp32: no bf16/fp16 kernels)", precision != "fp32"),
+        ("device.compile=false", bool(device.compile)),
+        ("device.channels_last=false", bool(device.channels_last)),
+        ("device=cpu", resolved is not None and resolved.type == "cuda")) if applies]
+    if not changes:
+        return settings, "Try device.num_threads=1; if it persists, report it with the traceback."
+    return settings, f"Change the first of these that applies and run again: {'; '.join(changes)}."
+
+
+def _log_traceback(error: BaseException) -> Path | None:
+    """Write the traceback to the job's log file only (not the console); return that file."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            record = logging.LogRecord("runner", logging.ERROR, __file__, 0, "job failed", None,
+                                       (type(error), error, error.__traceback__))
+            handler.handle(record)
+            return Path(handler.baseFilename)
+    return None
 
 
 def _save_resolved_config(cfg: DictConfig) -> None:

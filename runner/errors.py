@@ -6,7 +6,9 @@ import functools
 import os
 import sys
 import textwrap
-from typing import Callable, TypeVar
+import traceback
+from pathlib import Path
+from typing import Callable, Optional, TypeVar
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -41,9 +43,50 @@ def require(condition: bool, key: str, requirement: str, value: object) -> None:
 
 
 def format_user_error(error: BaseException) -> str:
-    kind = type(error).__name__
+    kind = getattr(error, "kind", type(error).__name__)
     return textwrap.fill(f"error ({kind}): {error}", width=100, break_long_words=False,
                          break_on_hyphens=False)
+
+
+LOW_LEVEL_EXIT_CODE = 1
+PHASES = {  # the runner's functions a failure is reported under: what the user was waiting for
+    "_train_epoch": "a training step", "_validate_epoch": "validation", "_finish": "the final evaluation",
+    "build_data_loaders": "data preparation", "write_dataset": "data generation", "fill_cache": "decoding images",
+    "decide_amp": "the precision probe", "evaluate": "evaluation", "predict": "prediction", "export": "export",
+}
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def failure_paragraph(error: BaseException, settings: str = "", advice: str = "", log_file: Optional[Path] = None) -> str:
+    """One paragraph for a failure that is not a UserError (oneDNN, CUDA, a library bug): what failed, where,
+    under which settings, and what to change; the traceback goes to the log, not the console."""
+    frames = traceback.extract_tb(error.__traceback__)
+    ours = [frame for frame in frames if Path(frame.filename).resolve().is_relative_to(_PACKAGE_DIR)]
+    origin = "inside PyTorch" if frames and "/torch/" in frames[-1].filename.replace("\\", "/") else "in the runner"
+    where = ""
+    if ours:
+        frame = ours[-1]
+        phase = next((PHASES[f.name] for f in reversed(ours) if f.name in PHASES), None)
+        where = f" in {phase}" if phase else ""
+        where += f" ({frame.name} at {Path(frame.filename).resolve().relative_to(_PACKAGE_DIR.parent)}:{frame.lineno})"
+    lines = str(error).strip().splitlines()
+    first = lines[0].rstrip(". ") if lines else "(no message)"
+    parts = [f"the run failed {origin}{where}: {first}."]
+    if settings:
+        parts.append(f"It ran with {settings}.")
+    if advice:
+        parts.append(advice)
+    trace_hint = f"The full traceback is in {log_file}" if log_file is not None else "The full traceback is not shown"
+    parts.append(f"{trace_hint}; HYDRA_FULL_ERROR=1 prints it here.")
+    return format_user_error(_Paragraph(error, " ".join(parts)))
+
+
+class _Paragraph(Exception):
+    """Carries the original exception's class name into format_user_error."""
+
+    def __init__(self, error: BaseException, text: str) -> None:
+        super().__init__(text)
+        self.kind = type(error).__name__
 
 
 def exit_on_user_error(main: F) -> F:

@@ -30,19 +30,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype for `amp` on `device` (None = full precision)."""
-    if amp == "off":
-        return None
-    if amp == "auto":
-        return torch.float16 if device.type == "cuda" else torch.bfloat16
-    if amp == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("device.amp=bf16 but this GPU does not support bfloat16; use device.amp=fp16 or auto.")
-        return torch.bfloat16
-    return torch.float16
-
-
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
