@@ -72,7 +72,8 @@ class SchedulerConfig:
 @dataclass
 class DeviceConfig:
     name: str = help_field("auto (cuda if available, else cpu), cpu or cuda.", "auto")
-    amp: str = help_field("Mixed precision: auto (bf16 on CPU when supported, fp16 + GradScaler on CUDA), bf16, fp16 or off.", "auto")
+    amp: str = help_field("Mixed precision: auto (bf16 autocast on a CPU that runs bf16 natively, decided by a probe "
+                          "at start-up, else fp32; fp16 + GradScaler on CUDA), bf16, fp16 (CUDA) or off.", "auto")
     num_threads: Optional[int] = help_field("torch intra-op threads; null = all cores (or cores / parallel jobs under joblib).", None)
     channels_last: bool = help_field("Use channels_last memory format for the CNN.", False)
     compile: bool = help_field("Wrap the model in torch.compile.", False)
@@ -103,8 +104,10 @@ class TrainerConfig:
     _target_: str = help_field("Trainer class.", "runner.training.OCRTrainer")
     _partial_: bool = True
     max_epochs: int = help_field("Upper bound on epochs.", 8)
-    max_time_minutes: Optional[float] = help_field("Wall-clock budget; training stops after the epoch that crosses it "
-                                              "(default 11, so `make train` ends within 15 min with data generation).", 11.0)
+    max_time_minutes: Optional[float] = help_field(
+        "Wall-clock budget of the whole job: data preparation, training and the final evaluation. The LR schedule is "
+        "fitted to the speed measured in the first minute of training so it ends annealed when the budget runs out; "
+        "a slower machine sees fewer images, never a schedule cut short. null = no budget (max_epochs decides).", 14.0)
     stop_at: Optional[float] = help_field("Stop as soon as the monitored metric reaches this value.", None)
     monitor: str = help_field("Metric that selects the best checkpoint and drives early stopping/plateau.", "val/seq_accuracy")
     mode: str = help_field("max or min for the monitored metric.", "max")

@@ -32,11 +32,12 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
 from runner.data.dataset import set_loader_epoch
+from runner.device import resolve_amp
 from runner.errors import CheckpointError, UserError, instantiate
 from runner.training.checkpoint import CheckpointManager, build_checkpoint, git_commit, load_checkpoint
-from runner.training.distributed import any_rank
+from runner.training.budget import PLAN_AFTER_S, SKIP_FIRST_STEPS, SchedulePlan, fit_plan, initial_plan, needs_refit
+from runner.training.distributed import any_rank, broadcast_object
 from runner.training.early_stopping import EarlyStopping
-from runner.training.utils import resolve_amp
 
 log = logging.getLogger("runner.trainer")
 
@@ -68,9 +69,11 @@ class BaseTrainer(ABC):
     def __init__(self, model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, config: DictConfig,
                  device: torch.device | str, *, output_dir: str | Path | None = None,
                  extra_val_loaders: Optional[dict[str, DataLoader]] = None, rank: int = 0, world_size: int = 1,
-                 **settings: Any) -> None:
+                 started_at: Optional[float] = None, **settings: Any) -> None:
         """`settings` are trainer.* values (as `instantiate(cfg.trainer)` passes them); they win over
-        config.trainer, so `OCRTrainer(..., max_epochs=3)` works in a notebook too."""
+        config.trainer, so `OCRTrainer(..., max_epochs=3)` works in a notebook too. `started_at` is
+        the job's start (a time.perf_counter() value): trainer.max_time_minutes counts from there,
+        data preparation included; by default from the trainer's construction."""
         self.config = config
         self.tcfg = OmegaConf.merge(config.trainer, settings) if settings else config.trainer
         self.device = torch.device(device)
@@ -100,7 +103,7 @@ class BaseTrainer(ABC):
         self.scheduler = instantiate(config.scheduler)(
             self.optimizer, epochs=self.tcfg.max_epochs, steps_per_epoch=self.steps_per_epoch, mode=self.tcfg.mode)
 
-        self.amp_dtype = resolve_amp(config.device.amp, self.device)
+        self.amp_dtype = resolve_amp(config.device.amp, self.device, announce=self.is_main)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
         es = self.tcfg.early_stopping
@@ -113,7 +116,14 @@ class BaseTrainer(ABC):
         self.global_step = 0  # optimizer steps
         self.step_in_epoch = 0  # batches consumed in the current (interrupted) epoch
         self.history: list[dict[str, float]] = []
-        self.elapsed_before_resume = 0.0
+        self.elapsed_before_resume = 0.0  # job-clock seconds spent by earlier processes of this run
+        self._clock_start = time.perf_counter() if started_at is None else started_at
+        self.full_steps = self.tcfg.max_epochs * self.steps_per_epoch
+        self.plan = SchedulePlan(self.full_steps, self.full_steps)
+        self._speed = {"batches": 0, "seconds": 0.0, "seen": 0}  # this process's training batches, after start-up
+        self._val_batch_s: Optional[float] = None  # measured seconds per validation batch
+        self._plan_complete = False
+        self._resumed_plan = False  # the plan came from a checkpoint
         self._partial_epoch: Optional[dict[str, float]] = None
         self._stop_signal: Optional[int] = None
         self._commit = git_commit() if self.is_main else "unknown"
@@ -143,13 +153,16 @@ class BaseTrainer(ABC):
         if self.is_main:
             self.writer = SummaryWriter(str(self.output_dir / "tensorboard"),
                                         purge_step=self.global_step if resumed else None)
+        self._start_plan(resumed)
         start = time.perf_counter()
         stop_reason = "max_epochs"
         with self._signal_handlers(), self._out_of_memory_advice():
             while self.epoch < self.tcfg.max_epochs:
                 epoch_start = time.perf_counter()
                 train_stats = self._train_epoch()
+                val_start = time.perf_counter()
                 val_stats = self._validate_epoch(self._val_loader(), "val")
+                self._val_batch_s = (time.perf_counter() - val_start) / max(1, self._val_batches(self._val_loader()))
                 self.epoch += 1
                 self.step_in_epoch = 0
                 stats = {"epoch": self.epoch, **train_stats, **val_stats,
@@ -163,9 +176,12 @@ class BaseTrainer(ABC):
                 should_stop = self.early_stopping.step(monitored, self.epoch, self.raw_model)
                 improved = self.early_stopping.best_epoch == self.epoch
                 self._log_epoch(stats, improved)
+                if not self._plan_complete:
+                    self._refit_plan(at_epoch_end=True)
                 self._save_checkpoint(stats, is_best=improved)
-                elapsed = self.elapsed_before_resume + time.perf_counter() - start
-                out_of_time = self.tcfg.max_time_minutes is not None and elapsed > 60 * self.tcfg.max_time_minutes
+                now = self._now()
+                out_of_time = self._plan_complete or (self.plan.deadline_s is not None and (
+                    self.plan.done(self.global_step, now) or self.plan.past_deadline(now)))
                 out_of_time = any_rank(out_of_time, self.device)  # ranks' clocks differ; stop together
                 if should_stop:
                     stop_reason = f"early stopping (no improvement of {self.tcfg.monitor} for {self.early_stopping.wait} epochs)"
@@ -174,7 +190,7 @@ class BaseTrainer(ABC):
                     stop_reason = f"{self.tcfg.monitor} reached stop_at={self.tcfg.stop_at}"
                     break
                 if out_of_time:
-                    stop_reason = f"time budget of {self.tcfg.max_time_minutes} min reached"
+                    stop_reason = self._budget_stop_reason()
                     break
         train_time = self.elapsed_before_resume + time.perf_counter() - start
         log.info("stopped after epoch %d: %s", self.epoch, stop_reason)
@@ -214,7 +230,8 @@ class BaseTrainer(ABC):
             consecutive_nan = 0
             self.scaler.scale(loss / accumulate).backward()
             last_of_epoch = batch_index + 1 == total
-            if (batch_index + 1) % accumulate == 0 or last_of_epoch:
+            stepped = (batch_index + 1) % accumulate == 0 or last_of_epoch
+            if stepped:
                 grad_norm = self._optimizer_step()
                 if self.is_main and self.global_step % self.tcfg.log_every_n_steps == 0:
                     self._log_step(loss.item(), grad_norm, batch["images"].shape[0], time.perf_counter() - tick)
@@ -231,6 +248,7 @@ class BaseTrainer(ABC):
             bar.set_postfix(loss=f"{sums['loss'] / sums['samples']:.4f}", acc=f"{sums['correct'] / sums['samples']:.3f}",
                             img_s=f"{sums['samples'] / max(sums['step_time'], 1e-9):.0f}", refresh=False)
             self.step_in_epoch = batch_index + 1
+            self._measure_speed(now - tick)
             tick = time.perf_counter()
             stop_requested = self._stop_signal is not None
             if self.world_size > 1:
@@ -240,10 +258,14 @@ class BaseTrainer(ABC):
             if stop_requested:
                 bar.close()
                 self._interrupt(sums)
+            if stepped and self._plan_reached():
+                self._plan_complete = True
+                break
         bar.close()
         totals = self._reduce_sums(sums)
         samples = max(totals["samples"], 1.0)
         return {"train/loss": totals["loss"] / samples, "train/seq_accuracy": totals["correct"] / samples,
+                "train/epoch_fraction": sums["batches"] / max(1, total),
                 "train/samples_per_s": totals["samples"] / max(sums["step_time"], 1e-9),
                 "train/data_wait_fraction": sums["data_time"] / max(sums["step_time"], 1e-9),
                 "train/nan_batches": totals["nan_batches"]}
@@ -255,9 +277,99 @@ class BaseTrainer(ABC):
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
-        self.scheduler.step_batch()
         self.global_step += 1
+        self.scheduler.advance_to(self.plan.schedule_step(self.global_step, self._now()))
         return grad_norm
+
+    # ------------------------------------------------------------------ the time budget's plan
+    def _now(self) -> float:
+        """Seconds on the job clock: this process since the job started, plus earlier processes of the run."""
+        return self.elapsed_before_resume + time.perf_counter() - self._clock_start
+
+    def _budget_s(self) -> Optional[float]:
+        minutes = self.tcfg.max_time_minutes
+        return None if minutes is None else 60.0 * float(minutes)
+
+    def _start_plan(self, resumed: bool) -> None:
+        """The stored plan on resume (same budget and length), else the configured length until speed is measured."""
+        budget = self._budget_s()
+        stored = self.plan if resumed and self._resumed_plan else None
+        if stored is None or stored.full_steps != self.full_steps or stored.budget_s != budget:
+            self.plan = initial_plan(self.full_steps, budget, self._now(), self._final_eval_s())
+        self.plan.time_floor = self.world_size == 1
+        if budget is not None and self.is_main:
+            spent = self._now()
+            log.info("time budget: %.1f min for the whole job, %.1f min already spent before training; the LR schedule "
+                     "is fitted to the measured speed after %.0f s of training or the first epoch", budget / 60,
+                     spent / 60, PLAN_AFTER_S)
+            if spent > 0.5 * budget:
+                log.warning("time budget: data preparation took %.1f of the %.1f minutes; training gets what is left. "
+                            "Raise trainer.max_time_minutes or lower data.train_size for a better-trained model.",
+                            spent / 60, budget / 60)
+
+    def _measure_speed(self, batch_seconds: float) -> None:
+        speed = self._speed
+        speed["seen"] += 1
+        if speed["seen"] > SKIP_FIRST_STEPS * self.tcfg.accumulate_grad_batches:
+            speed["batches"] += 1
+            speed["seconds"] += batch_seconds
+
+    def _step_seconds(self) -> Optional[float]:
+        speed = self._speed
+        if speed["batches"] == 0:
+            return None
+        return speed["seconds"] / speed["batches"] * self.tcfg.accumulate_grad_batches
+
+    def _val_batches(self, loader: Any) -> int:
+        batches = len(loader)
+        limit = self.tcfg.limit_val_batches
+        return min(batches, limit) if limit else batches
+
+    def _final_eval_s(self) -> float:
+        """Seconds the final evaluation (val and every extra split) is expected to take."""
+        per_batch = self._val_batch_s
+        if per_batch is None:
+            step = self._step_seconds()
+            per_batch = 0.5 * step if step is not None else 0.0  # no backward pass: well under a training step
+        batches = self._val_batches(self._val_loader()) + sum(self._val_batches(loader)
+                                                              for loader in self.extra_val_loaders.values())
+        return per_batch * batches
+
+    def _refit_plan(self, at_epoch_end: bool) -> None:
+        """Fit the plan to the measured speed: first after PLAN_AFTER_S or epoch 1, later only on drift."""
+        budget, step_s = self._budget_s(), self._step_seconds()
+        if budget is None or step_s is None:
+            return
+        if not at_epoch_end and (self.plan.fitted or self.world_size > 1 or self._speed["seconds"] < PLAN_AFTER_S):
+            return
+        val_epoch_s = (self._val_batch_s if self._val_batch_s is not None else 0.5 * step_s) * \
+            self._val_batches(self._val_loader())
+        refit = fit_plan(self.plan, budget_s=budget, now_s=self._now(), step=self.global_step, epochs_done=self.epoch,
+                         steps_per_epoch=self.steps_per_epoch, step_s=step_s, val_epoch_s=val_epoch_s,
+                         final_eval_s=self._final_eval_s())
+        if self.world_size > 1:
+            refit = broadcast_object(refit)  # rank 0's measurements decide for every rank
+        if needs_refit(self.plan, refit):
+            self.plan = refit
+            if self.is_main:
+                log.info("time budget plan: %s", refit.note)
+
+    def _plan_reached(self) -> bool:
+        """Within an epoch: the budget's plan is complete (steps done, or the deadline came first)."""
+        if self.plan.deadline_s is None:
+            return False  # without a budget the epoch loop ends the run
+        self._refit_plan(at_epoch_end=False)
+        return self.plan.done(self.global_step, self._now())
+
+    def _budget_stop_reason(self) -> str:
+        minutes = self.tcfg.max_time_minutes
+        if self.global_step >= self.plan.full_steps:
+            return "max_epochs"
+        if self.global_step >= self.plan.planned_steps:
+            return (f"time budget of {minutes:g} min: the planned {self.plan.planned_steps:,} optimizer steps are done "
+                    f"and the LR schedule has reached its end")
+        return (f"time budget of {minutes:g} min: the deadline came at step {self.global_step:,} of the planned "
+                f"{self.plan.planned_steps:,}; the LR schedule has reached its end")
 
     # ------------------------------------------------------------------ data order and devices
     def _epoch_loader(self, epoch: int) -> DataLoader:
@@ -336,8 +448,12 @@ class BaseTrainer(ABC):
             return
         shown = " ".join(f"{k}={v:.4f}" for k, v in stats.items()
                          if k.startswith(("train/loss", "train/seq", "val/")) and isinstance(v, float))
-        log.info("epoch %d/%d %s lr=%.2e time=%.1fs%s", stats["epoch"], self.tcfg.max_epochs, shown, stats["lr"],
-                 stats["epoch_time_s"], " *best*" if improved else "")
+        planned = self.plan.planned_steps / self.steps_per_epoch
+        of = f"{planned:.1f} planned" if self.plan.planned_steps < self.plan.full_steps else str(self.tcfg.max_epochs)
+        partial = stats.get("train/epoch_fraction", 1.0)
+        log.info("epoch %d/%s%s %s lr=%.2e time=%.1fs%s", stats["epoch"], of,
+                 f" ({partial:.0%} of its batches)" if partial < 1 else "", shown, stats["lr"], stats["epoch_time_s"],
+                 " *best*" if improved else "")
         if self.writer is not None:
             for key, value in stats.items():
                 if "/" in key:
@@ -357,7 +473,8 @@ class BaseTrainer(ABC):
             "step_in_epoch": self.step_in_epoch,
             "partial_epoch": self._partial_epoch,
             "history": self.history,
-            "elapsed_s": self.elapsed_before_resume + (time.perf_counter() - self._run_start),
+            "elapsed_s": self._now(),
+            "plan": self.plan.state_dict(),
         }
         return build_checkpoint(model=_unwrap(self.raw_model), epoch=self.epoch, global_step=self.global_step,
                                 metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
@@ -394,7 +511,6 @@ class BaseTrainer(ABC):
         return path
 
     def _maybe_resume(self) -> bool:
-        self._run_start = time.perf_counter()
         path = self._resume_path()
         if path is None:
             return False
@@ -418,6 +534,8 @@ class BaseTrainer(ABC):
         self._partial_epoch = state.get("partial_epoch")
         self.history = list(state["history"])
         self.elapsed_before_resume = float(state.get("elapsed_s", 0.0))
+        if state.get("plan"):
+            self.plan, self._resumed_plan = SchedulePlan.from_state(state["plan"]), True
         _set_rng_state(state["rng"])
         log.info("resumed from %s at epoch %d (step %d%s)", path, self.epoch, self.global_step,
                  f", batch {self.step_in_epoch} of the epoch" if self.step_in_epoch else "")

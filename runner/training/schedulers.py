@@ -22,10 +22,18 @@ class ScheduledLR:
     scheduler: Any
     interval: str  # "step" or "epoch"
     needs_metric: bool = False
+    position: int = 0  # optimizer steps the schedule has taken
 
     def step_batch(self) -> None:
-        if self.interval == "step":
+        self.advance_to(self.position + 1)
+
+    def advance_to(self, step: int) -> None:
+        """Move a per-step schedule forward to `step` (a shorter plan skips ahead; it never goes back)."""
+        if self.interval != "step":
+            return
+        while self.position < step:
             self.scheduler.step()
+            self.position += 1
 
     def step_epoch(self, metric: Optional[float]) -> None:
         if self.interval != "epoch":
@@ -37,9 +45,12 @@ class ScheduledLR:
             self.scheduler.step()
 
     def state_dict(self) -> dict:
-        return self.scheduler.state_dict()
+        return {**self.scheduler.state_dict(), "position": self.position}
 
     def load_state_dict(self, state: dict) -> None:
+        state = dict(state)
+        # checkpoints before the time-budget plan: one scheduler step per optimizer step
+        self.position = int(state.pop("position", state.get("last_epoch", 0) if self.interval == "step" else 0))
         self.scheduler.load_state_dict(state)
 
 
@@ -73,7 +84,8 @@ def onecycle(optimizer: Optimizer, *, epochs: int, steps_per_epoch: int, warmup_
     """One-cycle: warm up to optimizer.lr over warmup_fraction of the steps, then anneal (cosine)."""
     div_factor = 25.0
     scheduler = sched.OneCycleLR(
-        optimizer, max_lr=_base_lr(optimizer), total_steps=max(2, epochs * steps_per_epoch),
+        # OneCycleLR reaches its final LR at step total_steps - 1; the trainer steps epochs x steps_per_epoch times
+        optimizer, max_lr=_base_lr(optimizer), total_steps=max(2, epochs * steps_per_epoch + 1),
         pct_start=max(warmup_fraction, 1e-3), div_factor=div_factor,
         final_div_factor=1.0 / (div_factor * min_lr_ratio),
     )
