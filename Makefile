@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install system-deps test test-slow train samples generate bench tensorboard \
+.PHONY: help install fonts system-deps test test-slow train samples generate bench tensorboard \
         sweep-lr compare-losses compare-models search-lr clean
 
 help:  ## List every target with one line each
@@ -21,13 +21,17 @@ $(STAMP): pyproject.toml
 	# Pin torch first: a bare `torch` requirement would pull a multi-GB CUDA build.
 	$(PY) -m pip install --quiet $(TORCH_PIN)
 	$(PY) -m pip install --quiet -e '.[test]'
+	bash scripts/install_fonts.sh
 	touch $(STAMP)
 
-install: $(STAMP)  ## Create .venv/ and install the project (editable) with test extras
+install: $(STAMP)  ## Create .venv/ and install the project (editable) with test extras, and the Khmer fonts
 
-system-deps:  ## Optional (root, Debian): extra Khmer fonts and Tesseract 5 for benchmarks
+fonts:  ## Khmer fonts (fonts-khmeros, fonts-noto-core): apt-get as root, else unpacked into ~/.local/share/fonts
+	bash scripts/install_fonts.sh
+
+system-deps:  ## Optional (root, Debian): Tesseract 5 with Khmer for the benchmarks' baseline
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-khmeros fonts-noto-core tesseract-ocr tesseract-ocr-khm
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-khm
 
 test: $(STAMP)  ## Run the default test suite (fast; excludes tests marked slow)
 	$(PY) -m pytest -q $(ARGS)
