@@ -35,11 +35,12 @@ from runner.data.dataset import set_loader_epoch
 from runner.device import resolve_amp
 from runner.errors import CheckpointError, UserError, instantiate
 from runner.training.checkpoint import CheckpointManager, build_checkpoint, git_commit, load_checkpoint
-from runner.training.budget import PLAN_AFTER_S, SKIP_FIRST_STEPS, SchedulePlan, fit_plan, initial_plan, needs_refit
+from runner.training.budget import PLAN_AFTER_S, RECENT_BATCHES, SKIP_FIRST_STEPS, SchedulePlan, fit_plan, initial_plan, needs_refit
 from runner.training.distributed import any_rank, broadcast_object
 from runner.training.early_stopping import EarlyStopping
 
 log = logging.getLogger("runner.trainer")
+clock = time.perf_counter  # every duration and the time budget read this clock (tests replace it)
 
 
 class TrainingInterrupted(UserError):
@@ -117,12 +118,14 @@ class BaseTrainer(ABC):
         self.step_in_epoch = 0  # batches consumed in the current (interrupted) epoch
         self.history: list[dict[str, float]] = []
         self.elapsed_before_resume = 0.0  # job-clock seconds spent by earlier processes of this run
-        self._clock_start = time.perf_counter() if started_at is None else started_at
+        self._clock_start = clock() if started_at is None else started_at
         self.full_steps = self.tcfg.max_epochs * self.steps_per_epoch
         self.plan = SchedulePlan(self.full_steps, self.full_steps)
-        self._speed = {"batches": 0, "seconds": 0.0, "seen": 0}  # this process's training batches, after start-up
+        # this process's training batches after start-up, in all and since the last plan (the recent speed)
+        self._speed = {"seen": 0, "batches": 0, "seconds": 0.0, "recent_batches": 0, "recent_seconds": 0.0}
         self._val_batch_s: Optional[float] = None  # measured seconds per validation batch
         self._plan_complete = False
+        self._step_time = 0.0  # job-clock time of the last optimizer step
         self._resumed_plan = False  # the plan came from a checkpoint
         self._partial_epoch: Optional[dict[str, float]] = None
         self._stop_signal: Optional[int] = None
@@ -154,19 +157,19 @@ class BaseTrainer(ABC):
             self.writer = SummaryWriter(str(self.output_dir / "tensorboard"),
                                         purge_step=self.global_step if resumed else None)
         self._start_plan(resumed)
-        start = time.perf_counter()
+        start = clock()
         stop_reason = "max_epochs"
         with self._signal_handlers(), self._out_of_memory_advice():
             while self.epoch < self.tcfg.max_epochs:
-                epoch_start = time.perf_counter()
+                epoch_start = clock()
                 train_stats = self._train_epoch()
-                val_start = time.perf_counter()
+                val_start = clock()
                 val_stats = self._validate_epoch(self._val_loader(), "val")
-                self._val_batch_s = (time.perf_counter() - val_start) / max(1, self._val_batches(self._val_loader()))
+                self._val_batch_s = (clock() - val_start) / max(1, self._val_batches(self._val_loader()))
                 self.epoch += 1
                 self.step_in_epoch = 0
                 stats = {"epoch": self.epoch, **train_stats, **val_stats,
-                         "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": time.perf_counter() - epoch_start}
+                         "lr": self.optimizer.param_groups[0]["lr"], "epoch_time_s": clock() - epoch_start}
                 self.history.append(stats)
                 monitored = stats.get(self.tcfg.monitor)
                 if monitored is None:
@@ -180,8 +183,9 @@ class BaseTrainer(ABC):
                     self._refit_plan(at_epoch_end=True)
                 self._save_checkpoint(stats, is_best=improved)
                 now = self._now()
-                out_of_time = self._plan_complete or (self.plan.deadline_s is not None and (
-                    self.plan.done(self.global_step, now) or self.plan.past_deadline(now)))
+                # one process stops inside the epoch, at the step that completes the plan (its LR the final one);
+                # under DDP the ranks' clocks differ, so the deadline is checked here, together
+                out_of_time = self._plan_complete or (self.world_size > 1 and self.plan.past_deadline(now))
                 out_of_time = any_rank(out_of_time, self.device)  # ranks' clocks differ; stop together
                 if should_stop:
                     stop_reason = f"early stopping (no improvement of {self.tcfg.monitor} for {self.early_stopping.wait} epochs)"
@@ -192,7 +196,7 @@ class BaseTrainer(ABC):
                 if out_of_time:
                     stop_reason = self._budget_stop_reason()
                     break
-        train_time = self.elapsed_before_resume + time.perf_counter() - start
+        train_time = self.elapsed_before_resume + clock() - start
         log.info("stopped after epoch %d: %s", self.epoch, stop_reason)
         return self._finish(stop_reason, train_time)
 
@@ -209,9 +213,9 @@ class BaseTrainer(ABC):
         consecutive_nan = 0
         bar = tqdm(total=total, initial=skip, desc=f"epoch {self.epoch + 1}/{self.tcfg.max_epochs}",
                    disable=not self._show_progress(), leave=False, dynamic_ncols=True)
-        tick = time.perf_counter()
+        tick = clock()
         for batch_index, batch in enumerate(batches, start=skip):
-            data_ready = time.perf_counter()
+            data_ready = clock()
             batch = self._to_device(batch)
             with self._autocast():
                 logits = self.model(batch["images"], batch["targets"])
@@ -234,14 +238,14 @@ class BaseTrainer(ABC):
             if stepped:
                 grad_norm = self._optimizer_step()
                 if self.is_main and self.global_step % self.tcfg.log_every_n_steps == 0:
-                    self._log_step(loss.item(), grad_norm, batch["images"].shape[0], time.perf_counter() - tick)
+                    self._log_step(loss.item(), grad_norm, batch["images"].shape[0], clock() - tick)
             size = batch["images"].shape[0]
             correct = self._count_correct(logits.detach(), batch)
             sums["loss"] += loss.item() * size
             sums["correct"] += correct
             sums["samples"] += size
             sums["batches"] += 1
-            now = time.perf_counter()
+            now = clock()
             sums["data_time"] += data_ready - tick
             sums["step_time"] += now - tick
             bar.update(1)
@@ -249,7 +253,7 @@ class BaseTrainer(ABC):
                             img_s=f"{sums['samples'] / max(sums['step_time'], 1e-9):.0f}", refresh=False)
             self.step_in_epoch = batch_index + 1
             self._measure_speed(now - tick)
-            tick = time.perf_counter()
+            tick = clock()
             stop_requested = self._stop_signal is not None
             if self.world_size > 1:
                 stop_requested = any_rank(stop_requested, self.device)  # every rank saves at the same batch
@@ -278,13 +282,14 @@ class BaseTrainer(ABC):
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         self.global_step += 1
-        self.scheduler.advance_to(self.plan.schedule_step(self.global_step, self._now()))
+        self._step_time = self._now()  # one reading for the schedule and the plan's end
+        self.scheduler.advance_to(self.plan.schedule_step(self.global_step, self._step_time))
         return grad_norm
 
     # ------------------------------------------------------------------ the time budget's plan
     def _now(self) -> float:
         """Seconds on the job clock: this process since the job started, plus earlier processes of the run."""
-        return self.elapsed_before_resume + time.perf_counter() - self._clock_start
+        return self.elapsed_before_resume + clock() - self._clock_start
 
     def _budget_s(self) -> Optional[float]:
         minutes = self.tcfg.max_time_minutes
@@ -299,7 +304,7 @@ class BaseTrainer(ABC):
         self.plan.time_floor = self.world_size == 1
         if budget is not None and self.is_main:
             spent = self._now()
-            log.info("time budget: %.1f min for the whole job, %.1f min already spent before training; the LR schedule "
+            log.info("time budget: %.3g min for the whole job, %.2g min already spent before training; the LR schedule "
                      "is fitted to the measured speed after %.0f s of training or the first epoch", budget / 60,
                      spent / 60, PLAN_AFTER_S)
             if spent > 0.5 * budget:
@@ -311,14 +316,18 @@ class BaseTrainer(ABC):
         speed = self._speed
         speed["seen"] += 1
         if speed["seen"] > SKIP_FIRST_STEPS * self.tcfg.accumulate_grad_batches:
-            speed["batches"] += 1
-            speed["seconds"] += batch_seconds
+            for prefix in ("", "recent_"):
+                speed[prefix + "batches"] += 1
+                speed[prefix + "seconds"] += batch_seconds
 
     def _step_seconds(self) -> Optional[float]:
+        """Seconds per optimizer step: since the last plan when that has enough batches (the speed drifts as
+        oneDNN caches kernels for new widths, or as the machine's load changes), else since start-up."""
         speed = self._speed
-        if speed["batches"] == 0:
+        prefix = "recent_" if speed["recent_batches"] >= RECENT_BATCHES else ""
+        if speed[prefix + "batches"] == 0:
             return None
-        return speed["seconds"] / speed["batches"] * self.tcfg.accumulate_grad_batches
+        return speed[prefix + "seconds"] / speed[prefix + "batches"] * self.tcfg.accumulate_grad_batches
 
     def _val_batches(self, loader: Any) -> int:
         batches = len(loader)
@@ -349,6 +358,7 @@ class BaseTrainer(ABC):
                          final_eval_s=self._final_eval_s())
         if self.world_size > 1:
             refit = broadcast_object(refit)  # rank 0's measurements decide for every rank
+        self._speed.update(recent_batches=0, recent_seconds=0.0)
         if needs_refit(self.plan, refit):
             self.plan = refit
             if self.is_main:
@@ -358,8 +368,10 @@ class BaseTrainer(ABC):
         """Within an epoch: the budget's plan is complete (steps done, or the deadline came first)."""
         if self.plan.deadline_s is None:
             return False  # without a budget the epoch loop ends the run
+        if self.plan.done(self.global_step, self._step_time):
+            return True
         self._refit_plan(at_epoch_end=False)
-        return self.plan.done(self.global_step, self._now())
+        return False
 
     def _budget_stop_reason(self) -> str:
         minutes = self.tcfg.max_time_minutes
@@ -595,7 +607,7 @@ class BaseTrainer(ABC):
     # ------------------------------------------------------------------ end of run
     def _finish(self, stop_reason: str, train_time: float) -> dict[str, Any]:
         restored = self.early_stopping.restore(self.raw_model)
-        eval_start = time.perf_counter()
+        eval_start = clock()
         extra: dict[str, dict[str, float]] = {}
         for split, loader in self.extra_val_loaders.items():
             extra[split] = self._validate_epoch(loader, split)
@@ -615,7 +627,7 @@ class BaseTrainer(ABC):
             "final_metrics": final,
             "best_epoch_metrics": {k: v for k, v in best_row.items() if isinstance(v, (int, float))},
             "extra_val_metrics": extra,
-            "timings": {"train_s": train_time, "final_eval_s": time.perf_counter() - eval_start,
+            "timings": {"train_s": train_time, "final_eval_s": clock() - eval_start,
                         "mean_epoch_s": float(np.mean([r["epoch_time_s"] for r in self.history])) if self.history else 0.0},
             "history": self.history,
             "paths": {"output_dir": str(self.output_dir), "best_checkpoint": str(self.checkpoints.best_path),

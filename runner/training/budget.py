@@ -26,16 +26,18 @@ from typing import Optional
 PLAN_AFTER_S = 60.0  # training seconds measured before the first fitted plan
 REPLAN_TOLERANCE = 0.03  # refit when the fitted step count moves by more than this share
 SKIP_FIRST_STEPS = 5  # one-off start-up costs (oneDNN primitive creation) stay out of the step rate
+RECENT_BATCHES = 50  # a refit measures the speed since the last plan once it spans this many batches
 
 
 @dataclass
 class SchedulePlan:
     full_steps: int  # the configured schedule's length: max_epochs x optimizer steps per epoch
     planned_steps: int  # where this run's schedule ends (<= full_steps)
-    deadline_s: Optional[float] = None  # job-clock second by which training ends; None = no budget
+    deadline_s: Optional[float] = None  # job-clock second of the last optimizer step; None = no budget
     budget_s: Optional[float] = None  # trainer.max_time_minutes in seconds, for the whole job
     train_start_s: float = 0.0  # job-clock second training began
     fitted: bool = False  # planned_steps comes from measured speed (else: the configured length)
+    val_s: float = 0.0  # seconds of one validation pass, which follows the last step
     time_floor: bool = True  # the time fraction may lead (off under DDP, where ranks' clocks differ)
     note: str = "no time budget: the schedule spans trainer.max_epochs"
 
@@ -57,7 +59,8 @@ class SchedulePlan:
         return self.progress(step, now_s) >= 1.0
 
     def past_deadline(self, now_s: float) -> bool:
-        return self.deadline_s is not None and now_s >= self.deadline_s
+        """Past the last step's deadline and the validation after it: stop even mid-plan."""
+        return self.deadline_s is not None and now_s >= self.deadline_s + self.val_s
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -84,12 +87,12 @@ def _deadline(budget_s: float, final_eval_s: float) -> float:
 def fit_plan(plan: SchedulePlan, *, budget_s: float, now_s: float, step: int, epochs_done: int,
              steps_per_epoch: int, step_s: float, val_epoch_s: float, final_eval_s: float) -> SchedulePlan:
     """The plan whose steps, validations and final evaluation fit the budget at the measured speed."""
-    deadline = _deadline(budget_s, final_eval_s)
+    deadline = _deadline(budget_s, final_eval_s) - val_epoch_s  # the last epoch's validation follows the last step
     remaining = deadline - now_s
     margin = 0.03 * max(remaining, 0.0)  # the step fraction leads the time fraction by this much
 
     def seconds_to(total: int) -> float:  # training steps to `total`, and a validation after every epoch reached
-        validations = max(1, math.ceil(total / steps_per_epoch) - epochs_done)
+        validations = max(0, math.ceil(total / steps_per_epoch) - epochs_done - 1)  # the last one is after deadline
         return (total - step) * step_s + validations * val_epoch_s
 
     low, high = step, plan.full_steps  # the most steps whose time fits: seconds_to only grows with the steps
@@ -101,7 +104,8 @@ def fit_plan(plan: SchedulePlan, *, budget_s: float, now_s: float, step: int, ep
     note = (f"budget {budget_s / 60:g} min: {planned:,} of {plan.full_steps:,} optimizer steps ({epochs:.2f} epochs) at "
             f"{1 / max(step_s, 1e-9):.1f} steps/s, {val_epoch_s:.0f} s per validation, {final_eval_s:.0f} s final "
             f"evaluation; training ends by {deadline / 60:.1f} min")
-    return SchedulePlan(plan.full_steps, planned, deadline, budget_s, plan.train_start_s, True, plan.time_floor, note)
+    return SchedulePlan(plan.full_steps, planned, deadline, budget_s, plan.train_start_s, True, val_epoch_s,
+                        plan.time_floor, note)
 
 
 def needs_refit(plan: SchedulePlan, refit: SchedulePlan) -> bool:
