@@ -39,6 +39,20 @@ def announce_fonts(data_cfg: DictConfig) -> None:
                     ", ".join(found), ONE_FAMILY_COST)
 
 
+def split_table(results: dict[str, Any], loaders: dict[str, Any]) -> str:
+    """split | images | fonts | seq accuracy | CER, one row per validation split (the end-of-training report)."""
+    scores = {"val": results["final_metrics"], **results["extra_val_metrics"]}
+    lines = [f"{'split':<24}{'images':>8}  {'fonts':<36}{'seq acc':>9}{'CER':>9}", "-" * 86]
+    for split, metrics in scores.items():
+        dataset = getattr(loaders.get(split), "dataset", None)
+        images = int(metrics.get(f"{split}/images", 0))
+        fonts = sorted({str(r.get("font")) for r in getattr(dataset, "records", []) if isinstance(r, dict)} - {"None"})
+        shown = ", ".join(fonts) if len(fonts) <= 2 else f"{len(fonts)} families"
+        lines.append(f"{split:<24}{images:>8}  {shown or '-':<36}{metrics[f'{split}/seq_accuracy']:>9.4f}"
+                     f"{metrics[f'{split}/cer']:>9.4f}")
+    return "\n".join(lines)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()  # trainer.max_time_minutes counts from here: data preparation is part of the job
     with distributed_context(cfg.device.name) as (rank, world_size, device_name):
@@ -60,11 +74,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                            device=device, output_dir=output_dir, extra_val_loaders=extra_val_loaders,
                                            rank=rank, world_size=world_size, started_at=started)
         results = trainer.train()
-    final = results["final_metrics"]
-    log.info("best %s=%.4f at epoch %d; final val seq_accuracy=%.4f cer=%.4f; outputs in %s", results["monitor"],
-             results["best_metric"], results["best_epoch"], final["val/seq_accuracy"], final["val/cer"], output_dir)
-    for split, metrics in results["extra_val_metrics"].items():
-        log.info("%s: seq_accuracy=%.4f cer=%.4f", split, metrics[f"{split}/seq_accuracy"], metrics[f"{split}/cer"])
+    log.info("best %s=%.4f at epoch %d (%s); outputs in %s", results["monitor"], results["best_metric"],
+             results["best_epoch"], results["stop_reason"], output_dir)
+    log.info("the kept weights on every validation split:\n%s",
+             split_table(results, {"val": val_loader, **extra_val_loaders}))
     write_job_status("completed", best_metric=results["best_metric"], best_epoch=results["best_epoch"],
                      monitor=results["monitor"])
     return results

@@ -459,7 +459,7 @@ class BaseTrainer(ABC):
         if not self.is_main:
             return
         shown = " ".join(f"{k}={v:.4f}" for k, v in stats.items()
-                         if k.startswith(("train/loss", "train/seq", "val/")) and isinstance(v, float))
+                         if k.startswith(("train/loss", "train/seq", "val/")) and k != "val/images" and isinstance(v, float))
         planned = self.plan.planned_steps / self.steps_per_epoch
         of = f"{planned:.1f} planned" if self.plan.planned_steps < self.plan.full_steps else str(self.tcfg.max_epochs)
         partial = stats.get("train/epoch_fraction", 1.0)

@@ -79,6 +79,7 @@ class OCRTrainer(BaseTrainer):
         results = {f"{split}/loss": sums["loss"] / max(sums["samples"], 1.0)}
         for key in ("char_accuracy", "seq_accuracy", "cer", "norm_edit_distance"):
             results[f"{split}/{key}"] = float(computed[key])
+        results[f"{split}/images"] = float(computed["count"])
         if split == "val" and self.is_main and self.writer is not None:
             self._log_validation_figures(shown_images, shown_pred, shown_true)
         if collect_examples:
