@@ -40,6 +40,7 @@ from runner.data.config import AugmentConfig, DataConfig, as_data_config
 from runner.data.fonts import FontSpec
 from runner.data.generate import (METADATA_FILE, SplitPlan, data_fonts, ensure_generated_dataset, plan_splits,
                                   read_metadata, resolve_path)
+from runner.data import pixel_store
 from runner.data.preprocess import crop_to_content, fitted_size, load_image, preprocess_image_uint8, uint8_to_tensor
 from runner.data.render import render_sample, sample_key
 from runner.errors import DataError
@@ -103,6 +104,12 @@ class ImageListDataset(Dataset):
         if not len(missing):
             return
         started = time.perf_counter()
+        stored = self._stored_pixels()
+        if stored is not None:
+            self.cache[:] = stored
+            self.cached[:] = True
+            log.info("loaded %d preprocessed images into memory in %.1f s", len(self.cache), time.perf_counter() - started)
+            return
         workers = min(workers or torch.get_num_threads(), -(-len(missing) // chunk))
         if workers <= 1 or os.name != "posix":
             for index in missing:
@@ -120,6 +127,10 @@ class ImageListDataset(Dataset):
                 _FILLING = None
         log.info("decoded %d images into memory in %.1f s (%d processes)", len(missing), time.perf_counter() - started,
                  workers)
+
+    def _stored_pixels(self) -> Optional[np.ndarray]:
+        """Preprocessed pixels stored with the dataset (runner.data.pixel_store), if it has them."""
+        return None
 
     def widths(self) -> np.ndarray:
         """Columns each image fills after preprocessing, to batch similar widths together.
@@ -189,6 +200,12 @@ class KhmerDigitsDataset(ImageListDataset):
                          text_crop=text_crop)
         self.metadata_path, self.split = metadata_path, split
         self.records: list[dict[str, Any]] = entries
+
+    def _stored_pixels(self) -> Optional[np.ndarray]:
+        path = pixel_store.pixels_path(self.metadata_path.parent, self.split, self.image_height, self.image_width,
+                                       self.text_crop)
+        return pixel_store.load(path, [str(entry["image"]) for entry in self.records], self.image_height,
+                                self.image_width, self.text_crop)
 
 
 def read_labels_tsv(path: Union[str, Path], max_length: int = 8) -> list[tuple[Path, str]]:

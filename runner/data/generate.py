@@ -32,13 +32,15 @@ from tqdm import tqdm
 
 from runner.data.config import AugmentConfig, DataConfig, as_data_config
 from runner.data.fonts import FontSpec, discover_fonts, families, split_held_out
+from runner.data import pixel_store
+from runner.data.preprocess import preprocess_image_uint8
 from runner.data.render import render_sample, sample_key
 from runner.errors import DataError
 
 log = logging.getLogger(__name__)
 
 # Bump whenever rendering changes what a (seed, settings) pair produces: it invalidates caches.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 METADATA_FILE = "metadata.yaml"
 CHUNK_SIZE = 64
 YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -77,28 +79,60 @@ def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
 
     Held-out font families appear only in the last two; val_hard_unseen_fonts (heavy degradation in
     fonts never trained on) is the closest stand-in for real images from other people's machines.
+    Where no family can be held out (one installed), the last two draw the most condensed widths of
+    the variable fonts and the others never do: still unseen shapes, but a weak estimate.
     """
     # Holding fonts out only makes sense when the split that uses them is written.
     training_fonts, held_out = split_held_out(fonts, cfg.held_out_fonts if cfg.hard_val_size > 0 else [])
-    if cfg.hard_val_size > 0 and cfg.held_out_fonts and not held_out:
-        warnings.warn(f"none of data.held_out_fonts {cfg.held_out_fonts} is installed (found: {families(fonts)}); "
-                      f"skipping val_unseen_fonts. Install them (apt-get install fonts-khmeros fonts-noto-core) "
-                      f"or name installed families in data.held_out_fonts.", stacklevel=2)
     if held_out and not training_fonts:
         warnings.warn(f"data.held_out_fonts {cfg.held_out_fonts} covers every installed font family "
-                      f"({families(fonts)}); training on all of them and skipping val_unseen_fonts. Install more "
-                      f"Khmer fonts (apt-get install fonts-khmeros fonts-noto-core) to measure unseen-font accuracy.",
-                      stacklevel=2)
+                      f"({families(fonts)}); training on all of them. Install more Khmer fonts (make fonts: "
+                      f"fonts-khmeros, fonts-noto-core) to measure unseen-font accuracy.", stacklevel=2)
         training_fonts, held_out = list(fonts), []
-    mixed = cfg.hard_augment if cfg.train_hard_fraction > 0 else None
-    plans = [SplitPlan("train", cfg.train_size, training_fonts, cfg.augment, mixed, cfg.train_hard_fraction),
-             SplitPlan("val", cfg.val_size, training_fonts, cfg.augment)]
+    axis_region = None
+    if cfg.hard_val_size > 0 and not held_out:
+        axis_region = held_out_axis_region(fonts)
+        instead = (f"val_unseen_fonts holds out the most condensed widths (wdth {axis_region[0]:g}-{axis_region[1]:g}) "
+                   f"of the variable fonts instead, never trained on: a weak estimate" if axis_region else
+                   "skipping val_unseen_fonts")
+        if cfg.held_out_fonts:
+            warnings.warn(f"no family of data.held_out_fonts {cfg.held_out_fonts} can be held out (found: "
+                          f"{families(fonts)}); {instead}. Install more families (make fonts: fonts-khmeros, "
+                          f"fonts-noto-core) or name installed ones in data.held_out_fonts.", stacklevel=2)
+    light, hard = without_region(cfg.augment, axis_region), without_region(cfg.hard_augment, axis_region)
+    mixed = hard if cfg.train_hard_fraction > 0 else None
+    plans = [SplitPlan("train", cfg.train_size, training_fonts, light, mixed, cfg.train_hard_fraction),
+             SplitPlan("val", cfg.val_size, training_fonts, light)]
     if cfg.hard_val_size > 0:
-        plans.append(SplitPlan("val_hard", cfg.hard_val_size, training_fonts, cfg.hard_augment))
+        plans.append(SplitPlan("val_hard", cfg.hard_val_size, training_fonts, hard))
         if held_out:
             plans.append(SplitPlan("val_unseen_fonts", cfg.hard_val_size, held_out, cfg.augment))
             plans.append(SplitPlan("val_hard_unseen_fonts", cfg.hard_val_size, held_out, cfg.hard_augment))
+        elif axis_region:
+            variable = [font for font in training_fonts if any(axis.tag == "wdth" for axis in font.axes)]
+            for name, augment in (("val_unseen_fonts", cfg.augment), ("val_hard_unseen_fonts", cfg.hard_augment)):
+                plans.append(SplitPlan(name, cfg.hard_val_size, variable,
+                                       dataclasses.replace(augment, font_width=list(axis_region))))
     return [plan for plan in plans if plan.size > 0]
+
+
+AXIS_REGION = 8.0  # wdth units of the most condensed widths held out when no family can be
+AXIS_GAP = 3.0  # and the gap between them and the narrowest width training draws
+
+
+def held_out_axis_region(fonts: Sequence[FontSpec]) -> Optional[tuple[float, float]]:
+    """With no held-out family: the most condensed widths of the variable fonts (the unseen splits
+    draw only those, training never), or None when no font has a width axis."""
+    minima = [axis.minimum for font in fonts for axis in font.axes if axis.tag == "wdth"]
+    return (min(minima), min(minima) + AXIS_REGION) if minima else None
+
+
+def without_region(augment: AugmentConfig, region: Optional[tuple[float, float]]) -> AugmentConfig:
+    """`augment` drawing no width inside the held-out region (nor within AXIS_GAP of it)."""
+    if region is None:
+        return augment
+    low, high = augment.font_width
+    return dataclasses.replace(augment, font_width=[max(low, region[1] + AXIS_GAP), max(high, region[1] + AXIS_GAP)])
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -123,9 +157,13 @@ def resolve_path(path: str | Path) -> Path:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(plans: list[SplitPlan], seed: int, out_dir: str, min_length: int, max_length: int) -> None:
+def _init_worker(plans: list[SplitPlan], seed: int, out_dir: str, min_length: int, max_length: int,
+                 preprocess: tuple[int, int, bool]) -> None:
     _WORKER.update(plans={plan.name: plan for plan in plans}, seed=seed, out_dir=Path(out_dir),
-                   min_length=min_length, max_length=max_length)
+                   min_length=min_length, max_length=max_length, preprocess=preprocess,
+                   pixels={plan.name: pixel_store.open_for_writing(pixel_store.pixels_path(Path(out_dir), plan.name,
+                                                                                          *preprocess))
+                           for plan in plans})
 
 
 def _render_one(task: tuple[str, int]) -> dict[str, Any]:
@@ -136,7 +174,10 @@ def _render_one(task: tuple[str, int]) -> dict[str, Any]:
     relative = f"{split}/{index:06d}.png"
     # Stored as grayscale: the model sees grayscale anyway (preprocess_image) and noisy RGB PNGs are
     # three times larger. Pillow writes no timestamps, so equal pixels give equal bytes.
-    image.convert("L").save(_WORKER["out_dir"] / relative, format="PNG", compress_level=3)
+    gray = image.convert("L")
+    gray.save(_WORKER["out_dir"] / relative, format="PNG", compress_level=3)
+    # what a dataset would compute from the (lossless) PNG, stored so training never decodes it
+    _WORKER["pixels"][split][index] = preprocess_image_uint8(gray, *_WORKER["preprocess"])
     record = {"image": relative, "label": spec.text, **spec.record()}
     if plan.is_hard(index):
         record["hard"] = True
@@ -157,7 +198,11 @@ def generate_dataset(cfg: DataConfig, seed: int, out_dir: str | Path, workers: O
         (out_dir / plan.name).mkdir(parents=True, exist_ok=True)
     workers = workers or cfg.generate_workers or default_workers()
     tasks = [(plan.name, index) for plan in plans for index in range(plan.size)]
-    init_args = (plans, seed, str(out_dir), cfg.min_length, cfg.max_length)
+    preprocess = (cfg.image_height, cfg.image_width, bool(cfg.text_crop))
+    for plan in plans:
+        pixel_store.create(pixel_store.pixels_path(out_dir, plan.name, *preprocess),
+                           [f"{plan.name}/{index:06d}.png" for index in range(plan.size)], *preprocess)
+    init_args = (plans, seed, str(out_dir), cfg.min_length, cfg.max_length, preprocess)
 
     started = time.perf_counter()
     records: list[dict[str, Any]] = []
@@ -167,6 +212,8 @@ def generate_dataset(cfg: DataConfig, seed: int, out_dir: str | Path, workers: O
         for task in tasks:
             records.append(_render_one(task))
             bar.update()
+        for pixels in _WORKER.pop("pixels").values():
+            pixels.flush()
     else:
         with get_context("fork" if os.name == "posix" else "spawn").Pool(workers, _init_worker, init_args) as pool:
             for record in pool.imap(_render_one, tasks, chunksize=CHUNK_SIZE):
