@@ -39,14 +39,19 @@ def announce_fonts(data_cfg: DictConfig) -> None:
                     ", ".join(found), ONE_FAMILY_COST)
 
 
+def font_families(loader: Any) -> set[str]:
+    """The font families a generated split's samples were drawn with (empty for other datasets)."""
+    records = getattr(getattr(loader, "dataset", None), "records", [])
+    return {str(record["font"]) for record in records if isinstance(record, dict) and record.get("font")}
+
+
 def split_table(results: dict[str, Any], loaders: dict[str, Any]) -> str:
     """split | images | fonts | seq accuracy | CER, one row per validation split (the end-of-training report)."""
     scores = {"val": results["final_metrics"], **results["extra_val_metrics"]}
     lines = [f"{'split':<24}{'images':>8}  {'fonts':<36}{'seq acc':>9}{'CER':>9}", "-" * 86]
     for split, metrics in scores.items():
-        dataset = getattr(loaders.get(split), "dataset", None)
         images = int(metrics.get(f"{split}/images", 0))
-        fonts = sorted({str(r.get("font")) for r in getattr(dataset, "records", []) if isinstance(r, dict)} - {"None"})
+        fonts = sorted(font_families(loaders.get(split)))
         shown = ", ".join(fonts) if len(fonts) <= 2 else f"{len(fonts)} families"
         lines.append(f"{split:<24}{images:>8}  {shown or '-':<36}{metrics[f'{split}/seq_accuracy']:>9.4f}"
                      f"{metrics[f'{split}/cer']:>9.4f}")
@@ -78,6 +83,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
              results["best_epoch"], results["stop_reason"], output_dir)
     log.info("the kept weights on every validation split:\n%s",
              split_table(results, {"val": val_loader, **extra_val_loaders}))
+    if "val_unseen_fonts" in extra_val_loaders and font_families(extra_val_loaders["val_unseen_fonts"]) <= \
+            font_families(train_loader):
+        log.warning("val_unseen_fonts is drawn from the training families themselves (one family installed: it holds "
+                    "out a region of the variable font's axes), so it is a weak estimate of fonts the model never saw. "
+                    "Run `make fonts` for whole held-out families.")
     write_job_status("completed", best_metric=results["best_metric"], best_epoch=results["best_epoch"],
                      monitor=results["monitor"])
     return results

@@ -188,3 +188,18 @@ def test_sample_grid_shows_the_training_mix_or_one_preset(tmp_path, preset):
     samples_main(["--count", "4", "--out", str(out), *(["--preset", preset] if preset else [])])
     with Image.open(out) as grid:
         assert grid.mode == "RGB" and grid.width > grid.height > 0
+
+
+def test_with_one_family_the_unseen_splits_hold_out_a_region_of_its_width_axis():
+    cfg = DataConfig(use_system_fonts=False, **SMALL)  # the pip Noto Sans Khmer (variable) alone
+    fonts = data_fonts(cfg)
+    with pytest.warns(UserWarning, match=r"holds out the most condensed widths \(wdth 62.5-70.5\).*a weak estimate"):
+        plans = {plan.name: plan for plan in plan_splits(cfg, fonts)}
+    assert set(plans) == {"train", "val", "val_hard", "val_unseen_fonts", "val_hard_unseen_fonts"}
+    for name in ("val_unseen_fonts", "val_hard_unseen_fonts"):
+        assert plans[name].augment.font_width == [62.5, 70.5]
+    for name in ("train", "val", "val_hard"):
+        assert min(plans[name].augment_for(i).font_width[0] for i in range(10)) >= 73.5
+    key = sample_key(1, "val_hard_unseen_fonts", 0)
+    _, spec = render_sample(key, plans["val_hard_unseen_fonts"].fonts, plans["val_hard_unseen_fonts"].augment, 1, 8)
+    assert 62.5 <= spec.record()["variation"]["wdth"] <= 70.5
