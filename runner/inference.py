@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 
 from runner import __version__
@@ -43,7 +44,9 @@ from runner.data.render import render_sample, sample_key
 from runner.errors import CheckpointError, ConfigError, DataError, UserError
 from runner.metrics import CLASS_LABELS, OCRMetrics
 from runner.schema import help_field
-from runner.training.checkpoint import git_commit, load_model, resolve_checkpoint_path
+from runner.stored import NotPlainData, check_plain_data
+from runner.training.checkpoint import (check_stored_layout, git_commit, load_model, model_from_stored_config,
+                                       resolve_checkpoint_path)
 
 log = logging.getLogger("runner.inference")
 
@@ -90,6 +93,8 @@ class PredictConfig(_InferenceConfig):
 
     inputs: str = help_field("An image file, a folder (searched recursively for images) or a glob such as 'scans/*.jpg'.")
     output: Optional[str] = help_field("File to write `path<TAB>text<TAB>confidence` lines to; null = stdout.", None)
+    overwrite: bool = help_field("Replace an existing output file (never without it, and never an input image "
+                                 "unless set).", False)
 
 
 @dataclass
@@ -105,6 +110,8 @@ class ExportConfig:
     parity_images: int = help_field("Rendered images the exported model must read exactly like the checkpoint.", 32)
     atol: float = help_field("Largest tolerated absolute logit difference in the parity check.", 1e-3)
     seed: int = help_field("Seed of the rendered parity images.", 0)
+    overwrite: bool = help_field("Replace an existing output file and its .json sidecar (never the checkpoint "
+                                 "exported from).", False)
 
 
 def register_inference_configs(cs: Optional[ConfigStore] = None) -> ConfigStore:
@@ -201,7 +208,7 @@ class OnnxPredictor(Predictor):
         self.session = _onnx_session(path, options)
         self.input_name = self.session.get_inputs()[0].name
         # decode_logits depends only on the head, so a weightless instance of the same class decodes
-        self.decoder = _model_from_metadata(metadata, str(path)).eval()
+        self.decoder = model_from_stored_config(metadata.get("model"), str(path)).eval()
 
     @property
     def kind(self) -> str:
@@ -226,27 +233,20 @@ def _onnx_session(path: Path, options: Any) -> Any:
                               f"a valid ONNX model. Re-export it with `python -m runner.export`.") from error
 
 
-def _model_from_metadata(metadata: dict[str, Any], source: str) -> torch.nn.Module:
-    from runner.models import model_from_config
-
-    try:
-        return model_from_config(metadata["model"]["config"])
-    except Exception as error:
-        raise CheckpointError(f"{source}: cannot rebuild model {metadata['model'].get('name')!r} from its stored "
-                              f"config ({error}); it was exported by an incompatible version.") from error
-
-
 def checkpoint_metadata(payload: dict[str, Any], source: str | Path) -> dict[str, Any]:
     """What travels with an exported model (the sidecar JSON): enough to preprocess, decode and trace it."""
     model = payload["model"]
     training: dict[str, Any] = {}
     if payload.get("config_yaml"):
         try:
-            trained = OmegaConf.create(payload["config_yaml"])
-            training = {"seed": OmegaConf.select(trained, "seed"),
-                        "data": OmegaConf.to_container(trained.data, resolve=False) if "data" in trained else None}
+            trained = OmegaConf.to_container(OmegaConf.create(payload["config_yaml"]), resolve=False)
+            training = {"seed": trained.get("seed"), "data": trained.get("data")}
+            check_plain_data(training, "config_yaml")
+            if not isinstance(training["seed"], (int, type(None))) or not isinstance(training["data"], (dict, type(None))):
+                raise NotPlainData("config_yaml has a seed that is not an integer or data that is not a mapping")
         except Exception as error:  # a hand-edited or foreign config must not block inference
-            log.warning("%s: its stored training config cannot be parsed (%s); ignoring it", source, error)
+            log.warning("%s: its stored training config cannot be used (%s); ignoring it", source, error)
+            training = {}
     return {
         "format": EXPORT_FORMAT,
         "model": {"name": model["name"], "head": model["head"], "config": model["config"]},
@@ -297,6 +297,15 @@ def read_export_metadata(path: Path) -> dict[str, Any]:
     if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{source} is not khmer-digits-ocr export metadata (no '{EXPORT_FORMAT}' marker).")
     check_charset(metadata.get("charset", {}), source)
+    check_stored_layout(metadata, source)
+    stored_length = metadata["model"]["config"].get("max_length")
+    if type(metadata.get("max_length")) is not int or metadata["max_length"] != stored_length:
+        raise CheckpointError(f"{source}: max_length is {metadata.get('max_length')!r} but model.config says "
+                              f"{stored_length!r}; the file was edited or is damaged. Re-export the model.")
+    try:
+        check_plain_data(metadata.get("training") or {}, "training")
+    except NotPlainData as error:
+        raise CheckpointError(f"{source}: {error}. Re-export the model from its checkpoint.") from error
     return metadata
 
 
@@ -319,6 +328,11 @@ def load_predictor(path: str | Path, device: str = "cpu", num_threads: Optional[
     path = resolve_checkpoint_path(path)
     model, payload = load_model(path, resolved_device)
     return TorchPredictor(model, checkpoint_metadata(payload, path), path, resolved_device)
+
+
+def predictor_files(predictor: Predictor) -> list[Path]:
+    """The files a predictor was loaded from (model and, for an export, its sidecar): never an output."""
+    return [predictor.source, sidecar_path(predictor.source)]
 
 
 # --------------------------------------------------------------------------- prediction on files
@@ -426,7 +440,13 @@ def evaluation_data_config(data: Any, predictor: Predictor, overrides: Sequence[
     """
     from_training = not names_data_source(overrides) and bool(predictor.training.get("data"))
     if from_training:
-        base = OmegaConf.merge(OmegaConf.structured(DataConfig), predictor.training["data"])
+        try:
+            base = OmegaConf.merge(OmegaConf.structured(DataConfig), predictor.training["data"])
+        except OmegaConfBaseException as error:
+            raise CheckpointError(f"{predictor.source}: its stored training data settings do not fit this version "
+                                  f"({str(error).splitlines()[0]}); name the data to evaluate on (metadata=..., "
+                                  f"data=..., data.dir=...).") from error
+        base.cache_dir = data.cache_dir  # where this machine keeps datasets, never a folder a model file names
         for key in override_keys(overrides):
             if key == "augment" or key.startswith("data."):
                 path = "augment" if key == "augment" else key[len("data."):]
@@ -593,8 +613,8 @@ def check_parity(reference: Predictor, exported: Predictor, images: torch.Tensor
         examples = ", ".join(f"image {i}: {a!r} vs {b!r}" for i, a, b in mismatches[:3]) or "texts equal"
         raise ExportError(f"{exported.source} ({exported.kind}) disagrees with {reference.source}: "
                           f"{len(mismatches)} of {len(images)} rendered images read differently ({examples}); max "
-                          f"abs logit difference {difference:.3g} (tolerance {atol:g}). The file was kept for "
-                          f"inspection; try the other ONNX exporter (dynamo=true/false) or report the model.")
+                          f"abs logit difference {difference:.3g} (tolerance {atol:g}). Nothing was written; try the "
+                          f"other ONNX exporter (dynamo=true/false) or report the model.")
     return report
 
 
@@ -684,7 +704,7 @@ class TorchScriptPredictor(Predictor):
         super().__init__(path, metadata)
         with _quiet_exporter():
             self.module = torch.jit.load(str(path), map_location="cpu").eval()
-        self.decoder = _model_from_metadata(metadata, str(path))
+        self.decoder = model_from_stored_config(metadata.get("model"), str(path))
 
     @property
     def kind(self) -> str:
@@ -699,9 +719,9 @@ class TorchScriptPredictor(Predictor):
         return self.decoder.decode_logits(self.logits(images))
 
 
-def write_sidecar(output: Path, metadata: dict[str, Any], format: str) -> Path:
-    path = sidecar_path(output)
-    content = {**metadata, "export": {"format": format, "file": output.name,
+def write_sidecar(path: Path, model_file: str, metadata: dict[str, Any], format: str) -> Path:
+    """The JSON beside an exported model (`model_file`, its name in the same folder)."""
+    content = {**metadata, "export": {"format": format, "file": model_file,
                                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       "torch_version": str(torch.__version__)}}
     path.write_text(json.dumps(content, indent=2, ensure_ascii=False), encoding="utf-8")
