@@ -21,6 +21,7 @@ advances on-the-fly rendering).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import random
@@ -323,6 +324,13 @@ class WidthBucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What decides every epoch's batches besides the epoch: a resumed run must find the same."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.widths, dtype=np.int64).tobytes()).hexdigest()[:16]
+        return {"seed": self.seed, "batch_size": self.batch_size, "world_size": self.world_size,
+                "shuffle": self.shuffle, "drop_last": self.drop_last, "chunk_batches": self.chunk_batches,
+                "widths": digest}
+
     def _global_batches(self) -> list[np.ndarray]:
         if self._planned is None or self._planned[0] != self.epoch:
             self._planned = (self.epoch, self._plan())
@@ -397,13 +405,15 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
     share).
     """
     collate = functools.partial(collate_batch, max_length=max_length, crop=bucketing)
+    # Every loader owns its generator: starting an epoch's iterator draws the workers' base seed from it,
+    # which would otherwise advance the global RNG (dropout's), so a resumed epoch would differ.
+    generator = torch.Generator().manual_seed(seed)
     if bucketing and isinstance(dataset, ImageListDataset):
         batch_sampler = WidthBucketBatchSampler(dataset.widths(), batch_size, shuffle, seed, rank, world_size,
                                                 drop_last)
         return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers, collate_fn=collate,
                           pin_memory=pin_memory, worker_init_fn=seed_worker if num_workers > 0 else None,
-                          persistent_workers=num_workers > 0)
-    generator = torch.Generator().manual_seed(seed)
+                          persistent_workers=num_workers > 0, generator=generator)
     sampler: Optional[Sampler] = None
     if world_size > 1 or (shuffle and not isinstance(dataset, OnTheFlyDataset)):
         sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,

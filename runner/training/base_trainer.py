@@ -269,6 +269,11 @@ class BaseTrainer(ABC):
             loader.generator.manual_seed(self.config.seed * 1_000_003 + epoch)
         return loader
 
+    def _batch_sampler_state(self) -> Optional[dict]:
+        """The width-bucketing sampler's state (data.bucketing), saved so a resume checks it gets the same batches."""
+        sampler = getattr(self.train_loader, "batch_sampler", None)
+        return sampler.state_dict() if hasattr(sampler, "state_dict") else None
+
     def _overfit_loader(self) -> list[dict]:
         if not hasattr(self, "_overfit_batches"):
             self._overfit_batches = list(itertools.islice(self.train_loader, self.tcfg.overfit_batches))
@@ -355,6 +360,7 @@ class BaseTrainer(ABC):
             "early_stopping": self.early_stopping.state_dict(),
             "rng": _rng_state(),
             "step_in_epoch": self.step_in_epoch,
+            "batch_sampler": self._batch_sampler_state(),
             "partial_epoch": self._partial_epoch,
             "history": self.history,
             "elapsed_s": self.elapsed_before_resume + (time.perf_counter() - self._run_start),
@@ -415,6 +421,9 @@ class BaseTrainer(ABC):
         self.early_stopping.load_state_dict(state["early_stopping"])
         self.epoch, self.global_step = payload["epoch"], payload["global_step"]
         self.step_in_epoch = state["step_in_epoch"]
+        if state.get("batch_sampler", self._batch_sampler_state()) != self._batch_sampler_state():
+            raise CheckpointError(f"{path} was saved while training on other batches (data, image widths, "
+                                  f"data.batch_size or seed differ); resume with the data settings of the original run.")
         self._partial_epoch = state.get("partial_epoch")
         self.history = list(state["history"])
         self.elapsed_before_resume = float(state.get("elapsed_s", 0.0))
