@@ -224,8 +224,8 @@ def test_joblib_multirun_jobs_never_share_a_run_dir(tmp_path):
 
 
 # --------------------------------------------------------------------------- kill -9 and signals through the CLI
-KILL_RUN = ("debug=fast", "model=ctc_small", "data.bucketing=true", "trainer.max_epochs=3", "trainer.limit_train_batches=3",
-            "trainer.limit_val_batches=1", "trainer.progress_bar=true")
+KILL_RUN = ("debug=fast", "model=ctc_small", "data.bucketing=true", "trainer.max_epochs=3",
+            "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.progress_bar=true")
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str, timeout: float = 300) -> None:
