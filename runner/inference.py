@@ -19,11 +19,12 @@ import glob
 import json
 import logging
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -201,14 +202,15 @@ class OnnxPredictor(Predictor):
         import onnxruntime
 
         super().__init__(path, metadata)
+        # decode_logits depends only on the head, so a weightless instance of the same class decodes; built
+        # (and its stored config checked) before ONNX Runtime reads the file
+        self.decoder = model_from_stored_config(metadata.get("model"), str(path)).eval()
         options = onnxruntime.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1
         self.session = _onnx_session(path, options)
         self.input_name = self.session.get_inputs()[0].name
-        # decode_logits depends only on the head, so a weightless instance of the same class decodes
-        self.decoder = model_from_stored_config(metadata.get("model"), str(path)).eval()
 
     @property
     def kind(self) -> str:
@@ -368,7 +370,7 @@ def discover_images(inputs: str | Path) -> list[ImageInput]:
     path = resolve_path(given)
     if path.is_dir():
         suffixes = image_suffixes()
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+        found = sorted(p for p in _existing_files(path.rglob("*")) if p.suffix.lower() in suffixes
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not found:
             raise DataError(f"inputs={given}: folder {path} holds no image files (looked for "
@@ -379,13 +381,22 @@ def discover_images(inputs: str | Path) -> list[ImageInput]:
     if glob.has_magic(given):
         pattern = given if Path(given).is_absolute() else str(resolve_path(".") / given)
         base = len(str(resolve_path("."))) + 1
-        matches = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        matches = sorted(str(p) for p in _existing_files(Path(p) for p in glob.glob(pattern, recursive=True)))
         if not matches:
             raise DataError(f"inputs={given}: the pattern matches no files; check the folder and quote the pattern "
                             f"so the shell does not expand it.")
         return [ImageInput(Path(p), p if Path(given).is_absolute() else p[base:]) for p in matches]
     raise DataError(f"inputs={given}: no such file or folder ({path}); give an image, a folder of images or a glob "
                     f"such as 'scans/*.png'.")
+
+
+def _existing_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The regular files among `paths`; a symbolic link to nothing is skipped with a warning."""
+    for path in paths:
+        if path.is_file():
+            yield path
+        elif path.is_symlink() and not path.exists():
+            log.warning("skipping %s: it is a symbolic link to %s, which does not exist", path, os.readlink(path))
 
 
 def predict_files(predictor: Predictor, images: Sequence[ImageInput], batch_size: int = 64,

@@ -140,7 +140,7 @@ class ImageListDataset(Dataset):
                 try:
                     with Image.open(path) as image:
                         size = image.size
-                except (OSError, SyntaxError, ValueError):
+                except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
                     continue
                 widths[index] = fitted_size(size[0], size[1], self.image_height, self.image_width)[0]
             self._widths = widths
@@ -177,13 +177,21 @@ class KhmerDigitsDataset(ImageListDataset):
         entries = metadata[split]
         if not isinstance(entries, list) or not entries:
             raise DataError(f"{metadata_path}: split {split!r} is empty; regenerate the dataset with a size > 0.")
+        counts = (metadata.get("dataset_info") or {}).get("counts") or {}
+        if isinstance(counts, dict) and split in counts and counts[split] != len(entries):
+            raise DataError(f"{metadata_path}: split {split!r} lists {len(entries)} samples but dataset_info.counts "
+                            f"says {counts[split]!r}; the file was cut short or edited. Regenerate the dataset.")
         root = metadata_path.parent
         items, where = [], []
         for position, entry in enumerate(entries):
             source = f"{metadata_path} [{split}][{position}]"
-            if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
-                raise DataError(f"{source}: each sample needs 'image' and 'label' keys, got {entry!r}.")
-            items.append((root / str(entry["image"]), validate_text(entry["label"], source, max_length)))
+            if not isinstance(entry, dict) or not isinstance(entry.get("image"), str) or "label" not in entry:
+                raise DataError(f"{source}: each sample needs an 'image' path and a 'label', got {entry!r}.")
+            image = Path(os.path.normpath(root / entry["image"]))
+            if Path(entry["image"]).is_absolute() or not image.is_relative_to(Path(os.path.normpath(root))):
+                raise DataError(f"{source}: image {entry['image']!r} lies outside {root}; a dataset names only its "
+                                f"own files. Regenerate the dataset.")
+            items.append((image, validate_text(entry["label"], source, max_length)))
             where.append(source)
         _check_files_exist(items, where)
         super().__init__(items, image_height, image_width, cache_in_memory, source=f"{metadata_path} [{split}]",
@@ -203,17 +211,31 @@ def read_labels_tsv(path: Union[str, Path], max_length: int = 8) -> list[tuple[P
         raise DataError(f"labels file {path} does not exist; create it with one `image-file<TAB>khmer-digits` "
                         f"line per image.")
     items, where = [], []
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
+    first_line: dict[str, int] = {}
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            source = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{source}: the line is not UTF-8 text (byte {raw[error.start]:#04x} at column "
+                                f"{error.start + 1}); save the labels file as UTF-8.") from error
             if not line.strip() or line.startswith("#") or (number == 1 and line.lower() == "file\ttext"):
                 continue
-            source = f"{path}:{number}"
             fields = line.split("\t")
             if len(fields) != 2 or not fields[0]:
                 raise DataError(f"{source}: expected `file<TAB>text` (two tab-separated fields), got {line!r}.")
             file, text = fields[0].strip(), fields[1].strip()
-            items.append((path.parent / file, validate_text(text, source, max_length)))
+            image = Path(os.path.normpath(path.parent / file))
+            if Path(file).is_absolute() or not image.is_relative_to(Path(os.path.normpath(path.parent))):
+                raise DataError(f"{source}: image {file!r} lies outside {path.parent}; a labels file may only name "
+                                f"images in its own folder and below. Copy the image there and name it relative "
+                                f"to the labels file.")
+            if str(image) in first_line:
+                raise DataError(f"{source}: {file} is already listed on line {first_line[str(image)]}; every image "
+                                f"appears once. Remove one of the two lines.")
+            first_line[str(image)] = number
+            items.append((image, validate_text(text, source, max_length)))
             where.append(source)
     if not items:
         raise DataError(f"labels file {path} lists no images; add `image-file<TAB>khmer-digits` lines.")
@@ -489,10 +511,16 @@ def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Datas
         return datasets
     metadata_path = (resolve_path(cfg.dir) / METADATA_FILE if cfg.dir
                      else ensure_generated_dataset(cfg, seed, rank))
-    metadata = read_metadata(metadata_path)
-    splits = [key for key, value in metadata.items() if isinstance(value, list)]
-    return {split: KhmerDigitsDataset(metadata_path, split, cfg.image_height, cfg.image_width, cfg.max_length,
-                                      cfg.cache_in_memory, metadata, cfg.text_crop) for split in splits}
+    try:
+        metadata = read_metadata(metadata_path)
+        splits = [key for key, value in metadata.items() if isinstance(value, list)]
+        return {split: KhmerDigitsDataset(metadata_path, split, cfg.image_height, cfg.image_width, cfg.max_length,
+                                          cfg.cache_in_memory, metadata, cfg.text_crop) for split in splits}
+    except DataError as error:
+        if cfg.dir:
+            raise
+        raise DataError(f"{error} {metadata_path.parent} is this run's dataset cache: delete that folder and run "
+                        f"again to regenerate it.") from error
 
 
 def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank: int = 0, world_size: int = 1

@@ -35,6 +35,7 @@ from runner.data.dataset import set_loader_epoch
 from runner.errors import CheckpointError, UserError, instantiate
 from runner.training.checkpoint import CheckpointManager, build_checkpoint, git_commit, load_checkpoint
 from runner.training.distributed import any_rank
+from runner.training.run_dir import check_run_dir_free
 from runner.training.early_stopping import EarlyStopping
 from runner.training.utils import resolve_amp
 
@@ -53,10 +54,6 @@ class NonFiniteLossError(UserError):
 
 class OutOfMemory(UserError):
     """The device ran out of memory; the message names the settings that lower it."""
-
-
-class RunDirInUse(UserError):
-    """A fresh run was started in a run dir that already holds another run's checkpoint."""
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -380,13 +377,8 @@ class BaseTrainer(ABC):
 
     def _resume_path(self) -> Optional[Path]:
         resume = self.config.resume
+        check_run_dir_free(self.output_dir, resume)
         if not resume:
-            if self.checkpoints.last_path.is_file():
-                raise RunDirInUse(
-                    f"{self.output_dir} already holds a run (its checkpoint {self.checkpoints.last_path}); a fresh run "
-                    f"here would overwrite it. Continue that run with: python -m runner <same overrides> resume=auto "
-                    f"hydra.run.dir={self.output_dir}. To start a new run, leave out hydra.run.dir (every run gets "
-                    f"its own dir) or point it at an empty folder.")
             return None
         if resume == "auto":
             last = self.checkpoints.last_path
