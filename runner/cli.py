@@ -46,9 +46,16 @@ def write_job_status(status: str, error: str | None = None, **extra: Any) -> Non
     out = hydra_output_dir()
     if out is None:
         return
-    out.mkdir(parents=True, exist_ok=True)
     payload = {"status": status, "error": error, **extra}
-    write_text_atomic(out / "job_status.json", json.dumps(payload, indent=2, ensure_ascii=False))
+    _write_job_status(out / "job_status.json", payload)
+
+
+def _write_job_status(path: Path, payload: dict[str, Any]) -> None:
+    """Bookkeeping: a full disk here must not hide the error being reported, so it is only logged."""
+    try:
+        write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False))
+    except (OSError, UserError) as error:
+        log.warning("could not record the job status in %s: %s", path, error)
 
 
 def failed_job_value() -> Any:
@@ -129,4 +136,4 @@ def _update_job_status(**fields: Any) -> None:
         current = {}
     current = current if isinstance(current, dict) else {}  # a stored file is data: anything else is replaced
     current.update(fields)
-    write_text_atomic(path, json.dumps(current, indent=2, ensure_ascii=False))
+    _write_job_status(path, current)

@@ -47,7 +47,7 @@ from runner.metrics import CLASS_LABELS, OCRMetrics
 from runner.schema import help_field
 from runner.stored import NotPlainData, check_plain_data
 from runner.training.checkpoint import (check_stored_layout, git_commit, load_model, model_from_stored_config,
-                                       resolve_checkpoint_path)
+                                       resolve_checkpoint_path, stored_model_options)
 
 log = logging.getLogger("runner.inference")
 
@@ -300,7 +300,7 @@ def read_export_metadata(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{source} is not khmer-digits-ocr export metadata (no '{EXPORT_FORMAT}' marker).")
     check_charset(metadata.get("charset", {}), source)
     check_stored_layout(metadata, source)
-    stored_length = metadata["model"]["config"].get("max_length")
+    stored_length = stored_model_options(metadata["model"], source)[1]["max_length"]
     if type(metadata.get("max_length")) is not int or metadata["max_length"] != stored_length:
         raise CheckpointError(f"{source}: max_length is {metadata.get('max_length')!r} but model.config says "
                               f"{stored_length!r}; the file was edited or is damaged. Re-export the model.")

@@ -420,28 +420,11 @@ def snapshot(root: Path) -> dict[Path, bytes]:
 
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """`python -m runner ...` in this process (imports once): (exit code, stderr)."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    from runner.__main__ import main
-
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-
+def run_cli(run_entry):
+    """`python -m runner ...` in this process: (exit code, stderr)."""
     def invoke(*overrides: str) -> tuple[int, str]:
-        GlobalHydra.instance().clear()
-        # in-process, Hydra would look for conf/ as a package next to runner.__main__; name the folder
-        monkeypatch.setattr(sys, "argv", ["runner", f"--config-path={CONF_DIR}", *overrides])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        finally:
-            GlobalHydra.instance().clear()
-            HydraConfig.instance().cfg = None  # later in-process runs must not write into this run's dir
-        return code, capsys.readouterr().err
+        code, _, stderr = run_entry("runner", *overrides)
+        return code, stderr
 
     return invoke
 

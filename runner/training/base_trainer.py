@@ -406,23 +406,33 @@ class BaseTrainer(ABC):
             raise CheckpointError(f"{path} was written for model {stored['name']!r} with a different configuration than "
                                   f"this run's model {_unwrap(self.raw_model).name!r}; resume with the same model=... and "
                                   f"data size settings as the original run.")
+        try:
+            if not isinstance(state, dict):
+                raise TypeError(f"training_state is a {type(state).__name__}, not a mapping")
+            self._load_training_state(payload, state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+            raise CheckpointError(f"{path} holds a damaged training state ({type(error).__name__}: {error}); resume from "
+                                  f"another checkpoint of the run (epoch_NNN.pt) or start afresh in a new run dir."
+                                  ) from error
+        if state.get("batch_sampler", self._batch_sampler_state()) != self._batch_sampler_state():
+            raise CheckpointError(f"{path} was saved while training on other batches (data, image widths, "
+                                  f"data.batch_size or seed differ); resume with the data settings of the original run.")
+        log.info("resumed from %s at epoch %d (step %d%s)", path, self.epoch, self.global_step,
+                 f", batch {self.step_in_epoch} of the epoch" if self.step_in_epoch else "")
+        return True
+
+    def _load_training_state(self, payload: dict, state: dict) -> None:
         _unwrap(self.raw_model).load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.early_stopping.load_state_dict(state["early_stopping"])
-        self.epoch, self.global_step = payload["epoch"], payload["global_step"]
-        self.step_in_epoch = state["step_in_epoch"]
-        if state.get("batch_sampler", self._batch_sampler_state()) != self._batch_sampler_state():
-            raise CheckpointError(f"{path} was saved while training on other batches (data, image widths, "
-                                  f"data.batch_size or seed differ); resume with the data settings of the original run.")
+        self.epoch, self.global_step = int(payload["epoch"]), int(payload["global_step"])
+        self.step_in_epoch = int(state["step_in_epoch"])
         self._partial_epoch = state.get("partial_epoch")
         self.history = list(state["history"])
         self.elapsed_before_resume = float(state.get("elapsed_s", 0.0))
         _set_rng_state(state["rng"])
-        log.info("resumed from %s at epoch %d (step %d%s)", path, self.epoch, self.global_step,
-                 f", batch {self.step_in_epoch} of the epoch" if self.step_in_epoch else "")
-        return True
 
     # ------------------------------------------------------------------ signals
     @contextmanager

@@ -174,21 +174,33 @@ def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn
     return model.eval()
 
 
-def model_from_stored_config(stored: Any, source: str) -> torch.nn.Module:
-    """The model of a stored `model` entry ({name, head, config}) of a checkpoint or an export sidecar."""
+def stored_model_options(stored: Any, source: str) -> tuple[type, dict[str, Any]]:
+    """(model class, checked options) of a stored `model` entry ({name, head, config}) of a checkpoint or an
+    export sidecar; CheckpointError unless the config passes every check of runner/models/registry.py."""
     from runner.errors import ConfigError
-    from runner.models import model_from_config
+    from runner.models.registry import checked_model_options
 
     config = stored.get("config") if isinstance(stored, dict) else None
     try:
-        model = model_from_config(config, "model.config")
+        model_class, options = checked_model_options(config, "model.config")
     except ConfigError as error:
         raise CheckpointError(f"{source}: {error} Nothing was built from it. Use a model written by khmer-digits-ocr "
                               f"(python -m runner, python -m runner.export) that nobody edited.") from error
-    if stored.get("head") not in (None, model.head):
+    if stored.get("head") not in (None, model_class.head):
         raise CheckpointError(f"{source}: model.head is {stored.get('head')!r} but model.config builds a "
-                              f"{model.head!r} model; the file was edited or is damaged. Use another copy.")
-    return model
+                              f"{model_class.head!r} model; the file was edited or is damaged. Use another copy.")
+    return model_class, options
+
+
+def model_from_stored_config(stored: Any, source: str) -> torch.nn.Module:
+    """The model of a stored `model` entry, built only after `stored_model_options` accepted it."""
+    from runner.errors import ConfigError
+
+    model_class, options = stored_model_options(stored, source)
+    try:
+        return model_class(**options)
+    except ConfigError as error:  # a check of the class itself, e.g. the CTC width
+        raise CheckpointError(f"{source}: {error}") from error
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
