@@ -67,7 +67,8 @@ class _SharedModelConfig:
 
 @dataclass
 class AttentionModelConfig(_SharedModelConfig):
-    _target_: str = help_field("Class instantiated by hydra.utils.instantiate.",
+    _target_: str = help_field("Model class: a training config's is instantiated by Hydra; a stored one is only "
+                               "looked up in runner.models.registry.MODEL_CLASSES.",
                                "runner.models.attention.AttentionOCR")
     embedding_dim: int = help_field("Size of the previous-token embedding fed to the decoder.", 32)
     decoder_hidden: int = help_field("LSTM cell size of the attention decoder.", 128)
@@ -75,7 +76,8 @@ class AttentionModelConfig(_SharedModelConfig):
 
 @dataclass
 class CTCModelConfig(_SharedModelConfig):
-    _target_: str = help_field("Class instantiated by hydra.utils.instantiate.", "runner.models.ctc.CRNN")
+    _target_: str = help_field("Model class: a training config's is instantiated by Hydra; a stored one is only "
+                               "looked up in runner.models.registry.MODEL_CLASSES.", "runner.models.ctc.CRNN")
     name: str = help_field("Preset name, stored in checkpoints and run names.", "ctc_small")
 
 
