@@ -275,6 +275,14 @@ CASES: dict[str, Case] = {
         "preprocess.height must be an integer in 16..256, got '32'"),
     "predict: checkpoint without weights": Case(
         predict_with(lambda tmp, s: checkpoint(tmp / "model.pt", state_dict=["weights"])), "has no state_dict"),
+    "predict: checkpoint charset is not a list": Case(
+        predict_with(lambda tmp, s: checkpoint(tmp / "model.pt", charset=7)), "was trained with a different charset"),
+    "predict: checkpoint format_version is not a number": Case(
+        predict_with(lambda tmp, s: checkpoint(tmp / "model.pt", format_version="1; rm -rf ~")),
+        "has format_version '1; rm -rf ~', not a number"),
+    "predict: checkpoint model entry is not a mapping": Case(
+        predict_with(lambda tmp, s: checkpoint(tmp / "model.pt", model=["builtins.open"])),
+        "`model` must hold a name, a head (attention or ctc) and a config mapping"),
     "predict: TorchScript archive as the checkpoint": Case(
         predict_with(lambda tmp, s: torchscript_archive(tmp / "model.pt")),
         "is a TorchScript archive (python -m runner.export format=torchscript). Such archives carry code"),
@@ -288,6 +296,10 @@ CASES: dict[str, Case] = {
         train_with(data=lambda tmp, s: [*folder_data()(tmp, s),
                                         f"resume={checkpoint(tmp / 'model.pt', config=top_level_opener(s), training_state={})}"]),
         "was written for model 'ctc_small' with a different configuration"),
+    "train: resume from a checkpoint with a damaged training state": Case(
+        train_with(data=lambda tmp, s: [*folder_data()(tmp, s),
+                                        f"resume={checkpoint(tmp / 'model.pt', training_state=['optimizer'])}"]),
+        "holds a damaged training state (TypeError: training_state is a list, not a mapping)"),
     "evaluate: metadata.yaml with a Python tag": Case(
         lambda tmp, s: ("runner.evaluate", [f"checkpoint={good_checkpoint(tmp, s)}",
                                             f"metadata={_python_tag_metadata(tmp, s)}"]),

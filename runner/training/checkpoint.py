@@ -114,8 +114,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a khmer-digits-ocr checkpoint (no '{FORMAT}' marker); "
                               f"it may be a bare state_dict or another project's file.")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format v{payload['format_version']}, newer than this runner "
+    version = payload.get("format_version", 0)
+    if type(version) is not int:
+        raise CheckpointError(f"{path} has format_version {version!r}, not a number; the file was edited or is "
+                              f"damaged. Use another checkpoint of the run.")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format v{version}, newer than this runner "
                               f"reads (v{FORMAT_VERSION}); upgrade khmer-digits-ocr.")
     check_charset(payload.get("charset", {}), str(path))
     check_stored_layout(payload, str(path))
