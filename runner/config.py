@@ -259,8 +259,9 @@ def check_known_keys(cfg: DictConfig, where: str = "") -> None:
         if key not in known:
             close = difflib.get_close_matches(str(key), known, n=1)
             hint = f"did you mean {where}{close[0]}? " if close else ""
-            raise ConfigError(f"{where}{key} is not an option of {schema.__name__} (a key added with +{where}{key}=...); "
-                              f"{hint}the options are {', '.join(known)}. Remove it or fix its name.")
+            raise ConfigError(f"{where}{key} is not an option of {schema.__name__} (a key added with "
+                              f"+{where}{key}=...); {hint}the options are {', '.join(known)}. Remove it or fix its "
+                              f"name.")
 
 
 def _check_model_loss_fit(cfg: DictConfig) -> None:

@@ -244,7 +244,8 @@ def checkpoint_metadata(payload: dict[str, Any], source: str | Path) -> dict[str
             trained = OmegaConf.to_container(OmegaConf.create(payload["config_yaml"]), resolve=False)
             training = {"seed": trained.get("seed"), "data": trained.get("data")}
             check_plain_data(training, "config_yaml")
-            if not isinstance(training["seed"], (int, type(None))) or not isinstance(training["data"], (dict, type(None))):
+            if not isinstance(training["seed"], (int, type(None))) or \
+                    not isinstance(training["data"], (dict, type(None))):
                 raise NotPlainData("config_yaml has a seed that is not an integer or data that is not a mapping")
         except Exception as error:  # a hand-edited or foreign config must not block inference
             log.warning("%s: its stored training config cannot be used (%s); ignoring it", source, error)

@@ -175,7 +175,9 @@ def _plot(rows: list[dict], path: Path, common: list[str]) -> None:
     for row in rows:
         history = row["_history"]
         if history:
-            ax.plot([h["epoch"] for h in history], [_finite(h.get("val/seq_accuracy")) or math.nan for h in history], marker="o",
+            accuracy = [math.nan if value is None else value
+                        for value in (_finite(h.get("val/seq_accuracy")) for h in history)]
+            ax.plot([h["epoch"] for h in history], accuracy, marker="o",
                     markersize=3, label=f"{row['job']}: {_differing_overrides(row, common)[:60]}")
     ax.set_xlabel("epoch")
     last_epoch = max((h["epoch"] for row in rows for h in row["_history"]), default=1)

@@ -293,8 +293,8 @@ CASES: dict[str, Case] = {
         predict_with(lambda tmp, s: (tmp / "model.onnx").write_bytes(b"\x08\x07") and tmp / "model.onnx"),
         "has no model.onnx.json beside it and no 'khmer_digits_ocr' metadata inside"),
     "train: resume from a checkpoint with a crafted config": Case(
-        train_with(data=lambda tmp, s: [*folder_data()(tmp, s),
-                                        f"resume={checkpoint(tmp / 'model.pt', config=top_level_opener(s), training_state={})}"]),
+        train_with(data=lambda tmp, s: [*folder_data()(tmp, s), "resume=" + str(
+            checkpoint(tmp / "model.pt", config=top_level_opener(s), training_state={}))]),
         "was written for model 'ctc_small' with a different configuration"),
     "train: resume from a checkpoint with a damaged training state": Case(
         train_with(data=lambda tmp, s: [*folder_data()(tmp, s),

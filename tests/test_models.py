@@ -210,8 +210,8 @@ def test_composed_preset_instantiates_with_data_interpolations(compose_root):
 
 
 @pytest.mark.parametrize("config, problem", [
-    ({"_target_": "builtins.open", "file": "x", "mode": "w"}, "model._target_ is 'builtins.open', which is not a model"),
-    ({"_target_": "runner.models.ctc.CRNN", "name": {"_target_": "os.getcwd"}}, "model.name._target_ names code to run"),
+    ({"_target_": "builtins.open", "file": "x", "mode": "w"}, "model._target_ is 'builtins.open', which is not"),
+    ({"_target_": "runner.models.ctc.CRNN", "name": {"_target_": "os.getcwd"}}, "model.name._target_ names code"),
     ({"_target_": "runner.models.ctc.CRNN", "channels": [32, 64, {"_partial_": True}, 128]},
      "model.channels[2]._partial_ names code to run"),
     ({"_target_": "runner.models.ctc.CRNN", "name": "${oc.env:HOME}"}, "model.name holds an interpolation"),

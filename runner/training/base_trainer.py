@@ -411,12 +411,13 @@ class BaseTrainer(ABC):
                 raise TypeError(f"training_state is a {type(state).__name__}, not a mapping")
             self._load_training_state(payload, state)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
-            raise CheckpointError(f"{path} holds a damaged training state ({type(error).__name__}: {error}); resume from "
-                                  f"another checkpoint of the run (epoch_NNN.pt) or start afresh in a new run dir."
-                                  ) from error
+            raise CheckpointError(f"{path} holds a damaged training state ({type(error).__name__}: {error}); "
+                                  f"resume from another checkpoint of the run (epoch_NNN.pt) or start afresh in a "
+                                  f"new run dir.") from error
         if state.get("batch_sampler", self._batch_sampler_state()) != self._batch_sampler_state():
             raise CheckpointError(f"{path} was saved while training on other batches (data, image widths, "
-                                  f"data.batch_size or seed differ); resume with the data settings of the original run.")
+                                  f"data.batch_size or seed differ); resume with the data settings of the original "
+                                  f"run.")
         log.info("resumed from %s at epoch %d (step %d%s)", path, self.epoch, self.global_step,
                  f", batch {self.step_in_epoch} of the epoch" if self.step_in_epoch else "")
         return True
