@@ -11,11 +11,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def dry_run(target: str, *variables: str, env: dict | None = None) -> str:
-    """The last line `make -n target` prints: the target's own command."""
-    result = subprocess.run(["make", "-n", target, *variables], cwd=REPO, capture_output=True, text=True, timeout=60,
-                            env={**os.environ, **(env or {})})
+    """The line of `make -n target` that runs `target` (also when the tests themselves run under make)."""
+    outer = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    result = subprocess.run(["make", "--no-print-directory", "-n", target, *variables], cwd=REPO, capture_output=True,
+                            text=True, timeout=60,
+                            env={**{k: v for k, v in os.environ.items() if k not in outer}, **(env or {})})
     assert result.returncode == 0, result.stderr
-    return result.stdout.strip().splitlines()[-1]
+    return next(line for line in result.stdout.splitlines() if f"bin/{target}" in line)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
