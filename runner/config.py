@@ -248,8 +248,10 @@ def validate(cfg: DictConfig) -> None:
 def check_known_keys(cfg: DictConfig, where: str = "") -> None:
     """ConfigError for a key its schema does not have: `+trainer.max_epoch=3` adds one past Hydra's check."""
     for key in cfg.keys():
-        node = cfg._get_node(key)
-        if isinstance(node, DictConfig) and not node._is_missing() and not node._is_none():
+        if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
+            continue
+        node = cfg[key]
+        if isinstance(node, DictConfig):
             check_known_keys(node, f"{where}{key}.")
     schema = OmegaConf.get_type(cfg)
     if not dataclasses.is_dataclass(schema):
