@@ -24,7 +24,7 @@ from PIL import Image
 
 from runner.config import CONF_DIR, compose_config, register_configs
 from runner.data.dataset import LabeledFolderDataset, collate_batch, make_loader
-from runner.errors import UserError, format_user_error
+from runner.errors import CheckpointError, UserError, format_user_error
 from runner.models import create_model
 from runner.training import OCRTrainer
 from runner.training.base_trainer import NonFiniteLossError, OutOfMemory, TrainingInterrupted
@@ -121,6 +121,23 @@ def test_sigterm_mid_epoch_saves_says_how_to_resume_and_resume_ends_identical(da
     assert_same_final_state(tmp_path / "straight" / "checkpoints" / "last.pt", last)
     assert _comparable(straight["history"]) == _comparable(resumed["history"])
     assert straight["final_metrics"] == resumed["final_metrics"]
+
+
+def test_a_mid_epoch_resume_on_other_batches_is_refused(tmp_path):
+    train, val = bucketed_loaders(tmp_path / "images")
+    trainer = make_trainer(tmp_path / "run", loaders=(train, val))
+
+    def terminate_during_batch_2(loss, n):
+        if n == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss
+
+    replace_training_loss(trainer, terminate_during_batch_2)
+    with pytest.raises(TrainingInterrupted):
+        trainer.train()
+    other_batches = make_loader(LabeledFolderDataset(tmp_path / "images"), 3, shuffle=True, seed=1234, bucketing=True)
+    with pytest.raises(CheckpointError, match="saved mid-epoch while training on other batches"):
+        make_trainer(tmp_path / "run", "resume=auto", loaders=(other_batches, val)).train()
 
 
 def test_nan_and_inf_batches_are_skipped_with_a_warning(tmp_path, caplog):

@@ -414,8 +414,9 @@ class BaseTrainer(ABC):
             raise CheckpointError(f"{path} holds a damaged training state ({type(error).__name__}: {error}); "
                                   f"resume from another checkpoint of the run (epoch_NNN.pt) or start afresh in a "
                                   f"new run dir.") from error
-        if state.get("batch_sampler", self._batch_sampler_state()) != self._batch_sampler_state():
-            raise CheckpointError(f"{path} was saved while training on other batches (data, image widths, "
+        # mid-epoch, the batches already trained on are skipped: they must be the very same batches
+        if self.step_in_epoch and state.get("batch_sampler", self._batch_sampler_state()) != self._batch_sampler_state():
+            raise CheckpointError(f"{path} was saved mid-epoch while training on other batches (data, image widths, "
                                   f"data.batch_size or seed differ); resume with the data settings of the original "
                                   f"run.")
         log.info("resumed from %s at epoch %d (step %d%s)", path, self.epoch, self.global_step,
