@@ -63,8 +63,11 @@ search-lr: $(STAMP)  ## Optuna TPE search over lr (log), weight decay, label smo
 bench: $(STAMP)  ## Benchmarks: overhead vs bare PyTorch, time to 99%, inference and accuracy vs Tesseract, data (BENCH_QUICK=1: short; BENCH_CHECKPOINT=RUN_DIR: score that model)
 	$(PY) benchmarks/bench.py
 
-tensorboard: $(STAMP)  ## Open TensorBoard over every run in outputs/
-	$(VENV)/bin/tensorboard --logdir outputs --bind_all
+# TensorBoard serves this machine only; `make tensorboard HOST=0.0.0.0` serves every host, as an explicit
+# choice. `:=` so that a HOST in the environment (zsh exports the machine's name) never widens it.
+tensorboard: HOST := localhost
+tensorboard: $(STAMP)  ## Open TensorBoard over every run in outputs/ on localhost (HOST=0.0.0.0: every host)
+	$(VENV)/bin/tensorboard --logdir outputs --host $(HOST)
 
 clean:  ## Remove run outputs and caches (keeps .venv and the data cache)
 	rm -rf outputs multirun .pytest_cache

@@ -81,8 +81,9 @@ def charset_signature() -> dict[str, object]:
 
 def check_charset(stored: Sequence[str] | dict, source: str) -> None:
     tokens = stored.get("tokens") if isinstance(stored, dict) else stored
-    if list(tokens or []) != list(TOKENS):
+    tokens = list(tokens) if isinstance(tokens, (list, tuple)) else []  # stored data: anything else is no charset
+    if tokens != list(TOKENS):
         raise CheckpointError(
-            f"{source} was trained with a different charset ({list(tokens or [])!r}); this runner reads "
+            f"{source} was trained with a different charset ({tokens!r}); this runner reads "
             f"{list(TOKENS)!r}. Retrain the model with this version of khmer-digits-ocr."
         )

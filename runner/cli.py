@@ -18,6 +18,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from runner.errors import LOW_LEVEL_EXIT_CODE, UserError, failure_paragraph, format_user_error
+from runner.outputs import write_text_atomic
 
 # Sweep workers (joblib, submitit) unpickle the task, which imports this module, and then resolve
 # hydra.sweep.dir: importing runner.config registers its ${run_id:} resolver there first.
@@ -45,9 +46,16 @@ def write_job_status(status: str, error: str | None = None, **extra: Any) -> Non
     out = hydra_output_dir()
     if out is None:
         return
-    out.mkdir(parents=True, exist_ok=True)
     payload = {"status": status, "error": error, **extra}
-    (out / "job_status.json").write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    _write_job_status(out / "job_status.json", payload)
+
+
+def _write_job_status(path: Path, payload: dict[str, Any]) -> None:
+    """Bookkeeping: a full disk here must not hide the error being reported, so it is only logged."""
+    try:
+        write_text_atomic(path, json.dumps(payload, indent=2, ensure_ascii=False))
+    except (OSError, UserError) as error:
+        log.warning("could not record the job status in %s: %s", path, error)
 
 
 def failed_job_value() -> Any:
@@ -169,6 +177,10 @@ def _update_job_status(**fields: Any) -> None:
     if out is None:
         return
     path = out / "job_status.json"
-    current = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    try:
+        current = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        current = {}
+    current = current if isinstance(current, dict) else {}  # a stored file is data: anything else is replaced
     current.update(fields)
-    path.write_text(json.dumps(current, indent=2, ensure_ascii=False), encoding="utf-8")
+    _write_job_status(path, current)

@@ -10,6 +10,8 @@ YAML option files extend them through their defaults list.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,9 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from runner.data.config import DataConfig, as_data_config, register_data_configs
 from runner.errors import ConfigError, require
 from runner.losses import LossConfig, register_loss_configs
+from runner.metrics import MONITORABLE_METRICS
 from runner.models.config import register_model_configs
+from runner.models.registry import MODEL_CLASSES, model_from_config
 from runner.schema import help_field
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -235,10 +239,34 @@ def validate(cfg: DictConfig) -> None:
     require(d.amp in ("auto", "bf16", "fp16", "off"), "device.amp", "must be auto, bf16, fp16 or off", d.amp)
     require(d.num_threads is None or d.num_threads > 0, "device.num_threads", "must be > 0 or null", d.num_threads)
     require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
+    require(t.monitor in MONITORABLE_METRICS, "trainer.monitor", f"must be one of {list(MONITORABLE_METRICS)}",
+            t.monitor)
+    check_known_keys(cfg)
     as_data_config(cfg.data)  # validates data.* and data.augment.*
     _check_model_loss_fit(cfg)
     if cfg.model.get("max_length") is not None:
         require(cfg.model.max_length >= cfg.data.max_length, "model.max_length", f"must be >= data.max_length ({cfg.data.max_length})", cfg.model.max_length)
+
+
+def check_known_keys(cfg: DictConfig, where: str = "") -> None:
+    """ConfigError for a key its schema does not have: `+trainer.max_epoch=3` adds one past Hydra's check."""
+    for key in cfg.keys():
+        if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
+            continue
+        node = cfg[key]
+        if isinstance(node, DictConfig):
+            check_known_keys(node, f"{where}{key}.")
+    schema = OmegaConf.get_type(cfg)
+    if not dataclasses.is_dataclass(schema):
+        return
+    known = [f.name for f in dataclasses.fields(schema)]
+    for key in cfg.keys():
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"did you mean {where}{close[0]}? " if close else ""
+            raise ConfigError(f"{where}{key} is not an option of {schema.__name__} (a key added with "
+                              f"+{where}{key}=...); {hint}the options are {', '.join(known)}. Remove it or fix its "
+                              f"name.")
 
 
 def _check_model_loss_fit(cfg: DictConfig) -> None:
@@ -252,6 +280,8 @@ def _check_model_loss_fit(cfg: DictConfig) -> None:
     except Exception as error:
         raise ConfigError(f"model._target_={cfg.model._target_!r} cannot be imported ({error}).") from error
     instantiate(cfg.loss).check_compatible(model_class.head, cfg.model.name)  # also checks the loss's own values
+    if cfg.model._target_ in MODEL_CLASSES:  # types, ranges and the CTC width check, before any data is rendered
+        model_from_config(cfg.model, "model")
 
 
 def register_resolvers() -> None:

@@ -18,8 +18,9 @@ from runner.cli import CONFIG_PATH, entry_point
 from runner.data.generate import resolve_path
 from runner.errors import ConfigError
 from runner.inference import (OnnxPredictor, TorchPredictor, TorchScriptPredictor, check_parity, check_positive,
-                              export_onnx, export_torchscript, load_predictor, register_inference_configs,
-                              rendered_images, write_sidecar)
+                              export_onnx, export_torchscript, load_predictor, predictor_files,
+                              register_inference_configs, rendered_images, sidecar_path, write_sidecar)
+from runner.outputs import atomic_path, check_output
 
 log = logging.getLogger("runner.export")
 register_inference_configs()
@@ -36,17 +37,22 @@ def export(cfg: DictConfig) -> Path:
         raise ConfigError(f"checkpoint={cfg.checkpoint} is already an exported model; export from the .pt "
                           f"checkpoint or run dir it came from.")
     output = resolve_path(cfg.output) if cfg.output else predictor.source.with_suffix(SUFFIXES[cfg.format])
+    for path in (output, sidecar_path(output)):
+        check_output(path, "output", overwrite=cfg.overwrite, sources=predictor_files(predictor))
     log.info("exporting %s (%s) to %s", predictor.source, predictor.name, output)
-    if cfg.format == "onnx":
-        export_onnx(predictor, output, dynamo=cfg.dynamo, opset=cfg.opset)
-        exported = OnnxPredictor(output, predictor.metadata)
-    else:
-        export_torchscript(predictor, output)
-        exported = TorchScriptPredictor(output, predictor.metadata)
-    images, _ = rendered_images(cfg.parity_images, predictor.height, predictor.width, predictor.max_length, cfg.seed,
-                                text_crop=predictor.text_crop)
-    report = check_parity(predictor, exported, images, cfg.atol)
-    sidecar = write_sidecar(output, predictor.metadata, cfg.format)
+    # both files appear only once the export has read rendered images exactly like the checkpoint
+    with atomic_path(output) as model_file, atomic_path(sidecar_path(output)) as sidecar_file:
+        if cfg.format == "onnx":
+            export_onnx(predictor, model_file, dynamo=cfg.dynamo, opset=cfg.opset)
+            exported = OnnxPredictor(model_file, predictor.metadata)
+        else:
+            export_torchscript(predictor, model_file)
+            exported = TorchScriptPredictor(model_file, predictor.metadata)
+        images, _ = rendered_images(cfg.parity_images, predictor.height, predictor.width, predictor.max_length,
+                                    cfg.seed, text_crop=predictor.text_crop)
+        report = check_parity(predictor, exported, images, cfg.atol)
+        write_sidecar(sidecar_file, output.name, predictor.metadata, cfg.format)
+    sidecar = sidecar_path(output)
     print(f"parity ({exported.kind} vs pytorch): {report.images} rendered images, identical texts, "
           f"max abs logit difference {report.max_abs_diff:.2e}")
     print(f"model:    {output}\nmetadata: {sidecar}")

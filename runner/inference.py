@@ -19,16 +19,18 @@ import glob
 import json
 import logging
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 from PIL import Image
 
 from runner import __version__
@@ -43,7 +45,9 @@ from runner.data.render import render_sample, sample_key
 from runner.errors import CheckpointError, ConfigError, DataError, UserError
 from runner.metrics import CLASS_LABELS, OCRMetrics
 from runner.schema import help_field
-from runner.training.checkpoint import git_commit, load_model, resolve_checkpoint_path
+from runner.stored import NotPlainData, check_plain_data
+from runner.training.checkpoint import (check_stored_layout, git_commit, load_model, model_from_stored_config,
+                                       resolve_checkpoint_path, stored_model_options)
 
 log = logging.getLogger("runner.inference")
 
@@ -90,6 +94,8 @@ class PredictConfig(_InferenceConfig):
 
     inputs: str = help_field("An image file, a folder (searched recursively for images) or a glob such as 'scans/*.jpg'.")
     output: Optional[str] = help_field("File to write `path<TAB>text<TAB>confidence` lines to; null = stdout.", None)
+    overwrite: bool = help_field("Replace an existing output file (never without it, and never an input image "
+                                 "unless set).", False)
 
 
 @dataclass
@@ -105,6 +111,8 @@ class ExportConfig:
     parity_images: int = help_field("Rendered images the exported model must read exactly like the checkpoint.", 32)
     atol: float = help_field("Largest tolerated absolute logit difference in the parity check.", 1e-3)
     seed: int = help_field("Seed of the rendered parity images.", 0)
+    overwrite: bool = help_field("Replace an existing output file and its .json sidecar (never the checkpoint "
+                                 "exported from).", False)
 
 
 def register_inference_configs(cs: Optional[ConfigStore] = None) -> ConfigStore:
@@ -194,14 +202,15 @@ class OnnxPredictor(Predictor):
         import onnxruntime
 
         super().__init__(path, metadata)
+        # decode_logits depends only on the head, so a weightless instance of the same class decodes; built
+        # (and its stored config checked) before ONNX Runtime reads the file
+        self.decoder = model_from_stored_config(metadata.get("model"), str(path)).eval()
         options = onnxruntime.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads
             options.inter_op_num_threads = 1
         self.session = _onnx_session(path, options)
         self.input_name = self.session.get_inputs()[0].name
-        # decode_logits depends only on the head, so a weightless instance of the same class decodes
-        self.decoder = _model_from_metadata(metadata, str(path)).eval()
 
     @property
     def kind(self) -> str:
@@ -226,27 +235,21 @@ def _onnx_session(path: Path, options: Any) -> Any:
                               f"a valid ONNX model. Re-export it with `python -m runner.export`.") from error
 
 
-def _model_from_metadata(metadata: dict[str, Any], source: str) -> torch.nn.Module:
-    from runner.models import model_from_config
-
-    try:
-        return model_from_config(metadata["model"]["config"])
-    except Exception as error:
-        raise CheckpointError(f"{source}: cannot rebuild model {metadata['model'].get('name')!r} from its stored "
-                              f"config ({error}); it was exported by an incompatible version.") from error
-
-
 def checkpoint_metadata(payload: dict[str, Any], source: str | Path) -> dict[str, Any]:
     """What travels with an exported model (the sidecar JSON): enough to preprocess, decode and trace it."""
     model = payload["model"]
     training: dict[str, Any] = {}
     if payload.get("config_yaml"):
         try:
-            trained = OmegaConf.create(payload["config_yaml"])
-            training = {"seed": OmegaConf.select(trained, "seed"),
-                        "data": OmegaConf.to_container(trained.data, resolve=False) if "data" in trained else None}
+            trained = OmegaConf.to_container(OmegaConf.create(payload["config_yaml"]), resolve=False)
+            training = {"seed": trained.get("seed"), "data": trained.get("data")}
+            check_plain_data(training, "config_yaml")
+            if not isinstance(training["seed"], (int, type(None))) or \
+                    not isinstance(training["data"], (dict, type(None))):
+                raise NotPlainData("config_yaml has a seed that is not an integer or data that is not a mapping")
         except Exception as error:  # a hand-edited or foreign config must not block inference
-            log.warning("%s: its stored training config cannot be parsed (%s); ignoring it", source, error)
+            log.warning("%s: its stored training config cannot be used (%s); ignoring it", source, error)
+            training = {}
     return {
         "format": EXPORT_FORMAT,
         "model": {"name": model["name"], "head": model["head"], "config": model["config"]},
@@ -297,6 +300,15 @@ def read_export_metadata(path: Path) -> dict[str, Any]:
     if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{source} is not khmer-digits-ocr export metadata (no '{EXPORT_FORMAT}' marker).")
     check_charset(metadata.get("charset", {}), source)
+    check_stored_layout(metadata, source)
+    stored_length = stored_model_options(metadata["model"], source)[1]["max_length"]
+    if type(metadata.get("max_length")) is not int or metadata["max_length"] != stored_length:
+        raise CheckpointError(f"{source}: max_length is {metadata.get('max_length')!r} but model.config says "
+                              f"{stored_length!r}; the file was edited or is damaged. Re-export the model.")
+    try:
+        check_plain_data(metadata.get("training") or {}, "training")
+    except NotPlainData as error:
+        raise CheckpointError(f"{source}: {error}. Re-export the model from its checkpoint.") from error
     return metadata
 
 
@@ -319,6 +331,11 @@ def load_predictor(path: str | Path, device: str = "cpu", num_threads: Optional[
     path = resolve_checkpoint_path(path)
     model, payload = load_model(path, resolved_device)
     return TorchPredictor(model, checkpoint_metadata(payload, path), path, resolved_device)
+
+
+def predictor_files(predictor: Predictor) -> list[Path]:
+    """The files a predictor was loaded from (model and, for an export, its sidecar): never an output."""
+    return [predictor.source, sidecar_path(predictor.source)]
 
 
 # --------------------------------------------------------------------------- prediction on files
@@ -354,7 +371,7 @@ def discover_images(inputs: str | Path) -> list[ImageInput]:
     path = resolve_path(given)
     if path.is_dir():
         suffixes = image_suffixes()
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
+        found = sorted(p for p in _existing_files(path.rglob("*")) if p.suffix.lower() in suffixes
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not found:
             raise DataError(f"inputs={given}: folder {path} holds no image files (looked for "
@@ -365,13 +382,22 @@ def discover_images(inputs: str | Path) -> list[ImageInput]:
     if glob.has_magic(given):
         pattern = given if Path(given).is_absolute() else str(resolve_path(".") / given)
         base = len(str(resolve_path("."))) + 1
-        matches = sorted(p for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+        matches = sorted(str(p) for p in _existing_files(Path(p) for p in glob.glob(pattern, recursive=True)))
         if not matches:
             raise DataError(f"inputs={given}: the pattern matches no files; check the folder and quote the pattern "
                             f"so the shell does not expand it.")
         return [ImageInput(Path(p), p if Path(given).is_absolute() else p[base:]) for p in matches]
     raise DataError(f"inputs={given}: no such file or folder ({path}); give an image, a folder of images or a glob "
                     f"such as 'scans/*.png'.")
+
+
+def _existing_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The regular files among `paths`; a symbolic link to nothing is skipped with a warning."""
+    for path in paths:
+        if path.is_file():
+            yield path
+        elif path.is_symlink() and not path.exists():
+            log.warning("skipping %s: it is a symbolic link to %s, which does not exist", path, os.readlink(path))
 
 
 def predict_files(predictor: Predictor, images: Sequence[ImageInput], batch_size: int = 64,
@@ -426,7 +452,13 @@ def evaluation_data_config(data: Any, predictor: Predictor, overrides: Sequence[
     """
     from_training = not names_data_source(overrides) and bool(predictor.training.get("data"))
     if from_training:
-        base = OmegaConf.merge(OmegaConf.structured(DataConfig), predictor.training["data"])
+        try:
+            base = OmegaConf.merge(OmegaConf.structured(DataConfig), predictor.training["data"])
+        except OmegaConfBaseException as error:
+            raise CheckpointError(f"{predictor.source}: its stored training data settings do not fit this version "
+                                  f"({str(error).splitlines()[0]}); name the data to evaluate on (metadata=..., "
+                                  f"data=..., data.dir=...).") from error
+        base.cache_dir = data.cache_dir  # where this machine keeps datasets, never a folder a model file names
         for key in override_keys(overrides):
             if key == "augment" or key.startswith("data."):
                 path = "augment" if key == "augment" else key[len("data."):]
@@ -593,8 +625,8 @@ def check_parity(reference: Predictor, exported: Predictor, images: torch.Tensor
         examples = ", ".join(f"image {i}: {a!r} vs {b!r}" for i, a, b in mismatches[:3]) or "texts equal"
         raise ExportError(f"{exported.source} ({exported.kind}) disagrees with {reference.source}: "
                           f"{len(mismatches)} of {len(images)} rendered images read differently ({examples}); max "
-                          f"abs logit difference {difference:.3g} (tolerance {atol:g}). The file was kept for "
-                          f"inspection; try the other ONNX exporter (dynamo=true/false) or report the model.")
+                          f"abs logit difference {difference:.3g} (tolerance {atol:g}). Nothing was written; try the "
+                          f"other ONNX exporter (dynamo=true/false) or report the model.")
     return report
 
 
@@ -684,7 +716,7 @@ class TorchScriptPredictor(Predictor):
         super().__init__(path, metadata)
         with _quiet_exporter():
             self.module = torch.jit.load(str(path), map_location="cpu").eval()
-        self.decoder = _model_from_metadata(metadata, str(path))
+        self.decoder = model_from_stored_config(metadata.get("model"), str(path))
 
     @property
     def kind(self) -> str:
@@ -699,9 +731,9 @@ class TorchScriptPredictor(Predictor):
         return self.decoder.decode_logits(self.logits(images))
 
 
-def write_sidecar(output: Path, metadata: dict[str, Any], format: str) -> Path:
-    path = sidecar_path(output)
-    content = {**metadata, "export": {"format": format, "file": output.name,
+def write_sidecar(path: Path, model_file: str, metadata: dict[str, Any], format: str) -> Path:
+    """The JSON beside an exported model (`model_file`, its name in the same folder)."""
+    content = {**metadata, "export": {"format": format, "file": model_file,
                                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       "torch_version": str(torch.__version__)}}
     path.write_text(json.dumps(content, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -26,6 +26,10 @@ from rapidfuzz.distance import Levenshtein
 
 from runner.charset import DIGITS, decode
 
+# What the trainer logs per epoch and trainer.monitor may name (checked before any data is prepared).
+MONITORABLE_METRICS = ("val/seq_accuracy", "val/char_accuracy", "val/cer", "val/norm_edit_distance", "val/loss",
+                       "train/seq_accuracy", "train/loss")
+
 NONE = len(DIGITS)  # row/column of the confusion matrix for "no character" (insertion/deletion)
 CLASS_LABELS: tuple[str, ...] = tuple(DIGITS) + ("∅",)
 _DIGIT_INDEX = {char: index for index, char in enumerate(DIGITS)}

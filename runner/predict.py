@@ -1,6 +1,7 @@
 """`python -m runner.predict checkpoint=PATH inputs=PATH_OR_DIR_OR_GLOB [output=FILE]`: read images.
 
-Writes one `path<TAB>text<TAB>confidence` line per image (no header) to `output`, or to stdout,
+Writes one `path<TAB>text<TAB>confidence` line per image (no header) to `output` (renamed into place once
+complete; an existing file is replaced only with overwrite=true), or to stdout,
 which then carries nothing else: logs go to stderr and to the run dir's predict.log
 (outputs/predict/<date>/<time>/). A file that cannot be read is warned about and gets an empty
 prediction; the command then exits with status 1 after writing every other line.
@@ -18,7 +19,8 @@ from omegaconf import DictConfig
 from runner.cli import CONFIG_PATH, entry_point
 from runner.data.generate import resolve_path
 from runner.inference import (PredictionFailures, check_positive, discover_images, load_predictor, predict_files,
-                              register_inference_configs)
+                              predictor_files, register_inference_configs)
+from runner.outputs import atomic_path, check_output
 
 log = logging.getLogger("runner.predict")
 register_inference_configs()
@@ -30,16 +32,17 @@ def predict(cfg: DictConfig) -> int:
     check_positive(cfg.num_threads, "num_threads")
     images = discover_images(cfg.inputs)
     predictor = load_predictor(cfg.checkpoint, cfg.device, cfg.num_threads)
+    output = check_output(resolve_path(cfg.output), "output", overwrite=cfg.overwrite,
+                          inputs=[image.path for image in images], sources=predictor_files(predictor)) \
+        if cfg.output else None
     log.info("reading %d images with %s (%s, %s)", len(images), predictor.source, predictor.name, predictor.kind)
-    output = resolve_path(cfg.output) if cfg.output else None
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
     failed = []
-    with open(output, "w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as handle:
-        for prediction in predict_files(predictor, images, cfg.batch_size):
-            handle.write(prediction.line() + "\n")
-            if prediction.error:
-                failed.append(prediction.name)
+    with atomic_path(output) if output else contextlib.nullcontext() as temporary:
+        with open(temporary, "w", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout) as handle:
+            for prediction in predict_files(predictor, images, cfg.batch_size):
+                handle.write(prediction.line() + "\n")
+                if prediction.error:
+                    failed.append(prediction.name)
     if output is not None:
         log.info("wrote %d predictions to %s", len(images), output)
     if failed:

@@ -17,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+import yaml
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 log = logging.getLogger("runner.summarize")
 
@@ -27,10 +28,31 @@ COLUMNS = ["job", "overrides", "status", "best_val_seq_accuracy", "val_cer", "be
 
 
 def _read_json(path: Path) -> dict:
+    """A job's JSON record as a mapping; {} when it is missing, unreadable or not a mapping (it is data)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _read_overrides(path: Path) -> list[str]:
+    """The job's command-line overrides, read as plain YAML: nothing in them is resolved or run."""
+    try:
+        value = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return ["(unreadable .hydra/overrides.yaml)"]
+    return [str(item) for item in value] if isinstance(value, list) else ["(unreadable .hydra/overrides.yaml)"]
+
+
+def _history(value: Any) -> list[dict]:
+    """The epochs of a metrics.json history that have a number for `epoch`."""
+    rows = value if isinstance(value, list) else []
+    return [row for row in rows if isinstance(row, dict) and _finite(row.get("epoch")) is not None]
+
+
+def _count(value: Any) -> Optional[int]:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -45,14 +67,15 @@ def _finite(value: Any) -> Optional[float]:
 
 def job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     """One job's row; accuracy, CER and epoch are those of its best (monitored) epoch."""
-    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
+    overrides = _read_overrides(job_dir / ".hydra" / "overrides.yaml")
     status = _read_json(job_dir / "job_status.json")
     metrics = _read_json(job_dir / "metrics.json")
-    at_best = metrics.get("best_epoch_metrics") or metrics.get("final_metrics", {})
-    state = status.get("status") or ("completed" if metrics else "unknown")
+    at_best = metrics.get("best_epoch_metrics") or metrics.get("final_metrics")
+    at_best = at_best if isinstance(at_best, dict) else {}
+    state = status.get("status") if isinstance(status.get("status"), str) else ("completed" if metrics else "unknown")
     if state == "running":
         state = "interrupted"  # a job that was killed never got to write its final status
-    error = (status.get("error") or "").replace("\n", " ")
+    error = str(status.get("error") or "").replace("\n", " ")
     return {
         "job": str(job_dir.relative_to(sweep_dir)),
         "overrides": " ".join(overrides),
@@ -60,12 +83,12 @@ def job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         "best_val_seq_accuracy": _finite(metrics.get("best_metric") if metrics.get("monitor") == "val/seq_accuracy"
                                          else at_best.get("val/seq_accuracy")),
         "val_cer": _finite(at_best.get("val/cer")),
-        "best_epoch": metrics.get("best_epoch"),
-        "epochs": metrics.get("epochs_completed"),
-        "wall_time_s": round(status["wall_time_s"], 1) if "wall_time_s" in status else None,
+        "best_epoch": _count(metrics.get("best_epoch")),
+        "epochs": _count(metrics.get("epochs_completed")),
+        "wall_time_s": None if _finite(status.get("wall_time_s")) is None else round(status["wall_time_s"], 1),
         "error": error[:300],
         "output_dir": str(job_dir),
-        "_history": metrics.get("history", []),
+        "_history": _history(metrics.get("history")),
         "_overrides": overrides,
     }
 
@@ -152,7 +175,9 @@ def _plot(rows: list[dict], path: Path, common: list[str]) -> None:
     for row in rows:
         history = row["_history"]
         if history:
-            ax.plot([h["epoch"] for h in history], [h.get("val/seq_accuracy", math.nan) for h in history], marker="o",
+            accuracy = [math.nan if value is None else value
+                        for value in (_finite(h.get("val/seq_accuracy")) for h in history)]
+            ax.plot([h["epoch"] for h in history], accuracy, marker="o",
                     markersize=3, label=f"{row['job']}: {_differing_overrides(row, common)[:60]}")
     ax.set_xlabel("epoch")
     last_epoch = max((h["epoch"] for row in rows for h in row["_history"]), default=1)

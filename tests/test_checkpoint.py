@@ -6,6 +6,7 @@ import torch
 
 from runner.errors import CheckpointError
 from runner.models import create_model
+from runner.outputs import DiskFull
 from runner.training.checkpoint import (CheckpointManager, atomic_save, build_checkpoint, load_checkpoint,
                                         load_model)
 
@@ -58,7 +59,7 @@ def test_failed_save_leaves_previous_file_intact(model, tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", disk_full)
-    with pytest.raises(OSError):
+    with pytest.raises(DiskFull, match=f"no space left on the device while writing {path}; nothing was replaced"):
         atomic_save(_payload(model, 2), path)
     monkeypatch.undo()
     assert load_checkpoint(path)["epoch"] == 1
@@ -104,7 +105,8 @@ def test_other_charset_and_other_model(model, tmp_path):
     with pytest.raises(CheckpointError, match="different charset"):
         load_checkpoint(tmp_path / "charset.pt")
     payload = _payload(model)
-    payload["model"]["config"] = create_model("small").config_dict()
+    other = create_model("small")
+    payload["model"] = {"name": other.name, "head": other.head, "config": other.config_dict()}
     torch.save(payload, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_model(tmp_path / "other.pt")

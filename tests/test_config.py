@@ -87,6 +87,22 @@ def test_invalid_values_name_their_key(override, key):
         validate(cfg)
 
 
+@pytest.mark.parametrize("override,message", [
+    ("+trainer.max_epoch=3", "trainer.max_epoch is not an option of TrainerConfig (a key added with "
+                             "+trainer.max_epoch=...); did you mean trainer.max_epochs?"),
+    ("+trainer.early_stopping.patiense=1", "did you mean trainer.early_stopping.patience?"),
+    ("+model.hidden=64", "model.hidden is not an option of CTCModelConfig"),
+    ("data.max_length=100000", "data.max_length must be <= 32 digits, got 100000"),
+    ("data.image_width=100000", "data.image_width must lie in data.image_height (32)..4096, got 100000"),
+    ("trainer.monitor=val/bogus", "trainer.monitor must be one of ['val/seq_accuracy'"),
+    ("model.hidden_size=1000000", "hidden_size must be an even number in 2..4096, got 1000000"),
+])
+def test_keys_added_with_plus_unknown_metrics_and_absurd_sizes_fail_before_any_work(override, message):
+    with pytest.raises(ConfigError) as refused:
+        validate(compose_config("train", [override]))
+    assert message in str(refused.value)
+
+
 def test_incompatible_model_and_loss_names_both():
     cfg = compose_config("train", ["model=large", "loss=ctc"])
     with pytest.raises(ConfigError, match="loss=ctc does not fit model=large"):

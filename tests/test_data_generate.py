@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from runner.data import generate as generate_module
 from runner.data.config import CONF_DIR, AugmentConfig, DataConfig, augment_preset, register_data_configs
 from runner.data.dataset import KhmerDigitsDataset
 from runner.data.generate import (SplitPlan, data_fonts, ensure_generated_dataset, plan_splits, read_metadata,
-                                  write_dataset)
+                                  remove_abandoned_folders, write_dataset)
 from runner.data.render import render_sample, sample_key
 from runner.data.preprocess import load_image
 from runner.errors import ConfigError
@@ -203,3 +204,15 @@ def test_with_one_family_the_unseen_splits_hold_out_a_region_of_its_width_axis()
     key = sample_key(1, "val_hard_unseen_fonts", 0)
     _, spec = render_sample(key, plans["val_hard_unseen_fonts"].fonts, plans["val_hard_unseen_fonts"].augment, 1, 8)
     assert 62.5 <= spec.record()["variation"]["wdth"] <= 70.5
+
+
+def test_folders_of_killed_generations_are_removed_once_their_process_is_gone(tmp_path):
+    ended = subprocess.Popen(["true"])
+    ended.wait()  # reaped: its PID now names no process
+    dead = tmp_path / f".khmer-digits-0123456789abcdef.tmp-{ended.pid}"
+    live = tmp_path / f".khmer-digits-fedcba9876543210.tmp-{os.getpid()}"
+    other = tmp_path / ".notes.tmp-1"
+    for folder in (dead, live, other):
+        (folder / "train").mkdir(parents=True)
+    assert remove_abandoned_folders(tmp_path, ".khmer-digits-") == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])

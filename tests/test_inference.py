@@ -238,10 +238,12 @@ def test_evaluation_data_defaults_to_the_training_settings(predictor):
 
     register_inference_configs()  # what importing runner.evaluate does
     trained = type(predictor)(predictor.model, {**predictor.metadata, "training": {
-        "seed": 7, "data": {"train_size": 99, "val_size": 11, "image_height": 48}}}, predictor.source)
-    cfg = compose_config("evaluate", ["checkpoint=x"])
+        "seed": 7, "data": {"train_size": 99, "val_size": 11, "image_height": 48, "cache_dir": "/their/disk"}}},
+        predictor.source)
+    cfg = compose_config("evaluate", ["checkpoint=x", "data.cache_dir=/my/cache"])
     data, from_training = evaluation_data_config(cfg.data, trained, [])
     assert from_training and (data.train_size, data.val_size) == (99, 11)
+    assert data.cache_dir == "/my/cache"  # datasets are generated where this machine keeps them, not where a file says
     assert (data.image_height, data.image_width) == (32, 128)  # the model's size, not the data config's
     cfg = compose_config("evaluate", ["checkpoint=x", "data.val_size=5"])
     data, _ = evaluation_data_config(cfg.data, trained, ["data.val_size=5"])

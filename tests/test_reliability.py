@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 
 from runner.config import CONF_DIR, compose_config, register_configs
-from runner.data.dataset import collate_batch
-from runner.errors import UserError, format_user_error
+from runner.data.dataset import LabeledFolderDataset, collate_batch, make_loader
+from runner.errors import CheckpointError, UserError, format_user_error
 from runner.models import create_model
 from runner.training import OCRTrainer
 from runner.training.base_trainer import NonFiniteLossError, OutOfMemory, TrainingInterrupted
@@ -49,10 +49,26 @@ def trainer_config(*overrides: str):
                                     "trainer.max_epochs=2", "trainer.num_image_samples=0", *overrides])
 
 
-def make_trainer(out: Path, *overrides: str) -> OCRTrainer:
+def make_trainer(out: Path, *overrides: str, loaders: tuple = ()) -> OCRTrainer:
     torch.manual_seed(0)
-    return OCRTrainer(create_model("ctc_small"), synthetic_batches(3), synthetic_batches(1, seed=1),
-                      trainer_config(*overrides), "cpu", output_dir=out)
+    train_loader, val_loader = loaders or (synthetic_batches(3), synthetic_batches(1, seed=1))
+    return OCRTrainer(create_model("ctc_small"), train_loader, val_loader, trainer_config(*overrides), "cpu",
+                      output_dir=out)
+
+
+def bucketed_loaders(folder: Path) -> tuple:
+    """Real DataLoaders over 12 image files of different widths, batched by width (data.bucketing, the
+    default): 3 training batches of 4 in a seeded shuffled order, and one validation batch."""
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index in range(12):
+        pixels = np.full((24, 30 + 8 * index), 255, dtype=np.uint8)
+        pixels[6:18, 2:-2] = (rng.random((12, 26 + 8 * index)) * 120).astype(np.uint8)
+        Image.fromarray(pixels).save(folder / f"{index}.png")
+    (folder / "labels.tsv").write_text("".join(f"{i}.png\t{DIGITS[i % 10] * 3}\n" for i in range(12)), encoding="utf-8")
+    train = make_loader(LabeledFolderDataset(folder), 4, shuffle=True, seed=1234, bucketing=True)
+    val = make_loader(LabeledFolderDataset(folder, indices=range(4)), 4, shuffle=False, bucketing=True)
+    return train, val
 
 
 def replace_training_loss(trainer: OCRTrainer, loss: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
@@ -76,10 +92,14 @@ def assert_same_final_state(a_last: Path, b_last: Path) -> None:
         assert torch.equal(tensor, b["state_dict"][key]), key
 
 
-def test_sigterm_mid_epoch_saves_says_how_to_resume_and_resume_ends_identical(tmp_path):
-    straight = make_trainer(tmp_path / "straight").train()
+@pytest.mark.parametrize("data", ["batch lists", "width-bucketed image files"])
+def test_sigterm_mid_epoch_saves_says_how_to_resume_and_resume_ends_identical(data, tmp_path):
+    def loaders() -> tuple:  # fresh loaders for every trainer, as a new process would build them
+        return bucketed_loaders(tmp_path / "images") if data == "width-bucketed image files" else ()
 
-    trainer = make_trainer(tmp_path / "split")
+    straight = make_trainer(tmp_path / "straight", loaders=loaders()).train()
+
+    trainer = make_trainer(tmp_path / "split", loaders=loaders())
 
     def terminate_during_batch_5(loss, n):  # batch 2 of epoch 2
         if n == 5:
@@ -97,10 +117,27 @@ def test_sigterm_mid_epoch_saves_says_how_to_resume_and_resume_ends_identical(tm
     assert saved["epoch"] == 1 and saved["training_state"]["step_in_epoch"] == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
 
-    resumed = make_trainer(tmp_path / "split", "resume=auto").train()
+    resumed = make_trainer(tmp_path / "split", "resume=auto", loaders=loaders()).train()
     assert_same_final_state(tmp_path / "straight" / "checkpoints" / "last.pt", last)
     assert _comparable(straight["history"]) == _comparable(resumed["history"])
     assert straight["final_metrics"] == resumed["final_metrics"]
+
+
+def test_a_mid_epoch_resume_on_other_batches_is_refused(tmp_path):
+    train, val = bucketed_loaders(tmp_path / "images")
+    trainer = make_trainer(tmp_path / "run", loaders=(train, val))
+
+    def terminate_during_batch_2(loss, n):
+        if n == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss
+
+    replace_training_loss(trainer, terminate_during_batch_2)
+    with pytest.raises(TrainingInterrupted):
+        trainer.train()
+    other_batches = make_loader(LabeledFolderDataset(tmp_path / "images"), 3, shuffle=True, seed=1234, bucketing=True)
+    with pytest.raises(CheckpointError, match="saved mid-epoch while training on other batches"):
+        make_trainer(tmp_path / "run", "resume=auto", loaders=(other_batches, val)).train()
 
 
 def test_nan_and_inf_batches_are_skipped_with_a_warning(tmp_path, caplog):
@@ -204,8 +241,8 @@ def test_joblib_multirun_jobs_never_share_a_run_dir(tmp_path):
 
 
 # --------------------------------------------------------------------------- kill -9 and signals through the CLI
-KILL_RUN = ("debug=fast", "model=ctc_small", "trainer.max_epochs=3", "trainer.limit_train_batches=3",
-            "trainer.limit_val_batches=1", "trainer.progress_bar=true")
+KILL_RUN = ("debug=fast", "model=ctc_small", "data.bucketing=true", "trainer.max_epochs=3",
+            "trainer.limit_train_batches=3", "trainer.limit_val_batches=1", "trainer.progress_bar=true")
 
 
 def wait_for(condition: Callable[[], bool], process: subprocess.Popen, what: str, timeout: float = 300) -> None:
@@ -400,28 +437,11 @@ def snapshot(root: Path) -> dict[Path, bytes]:
 
 
 @pytest.fixture
-def run_cli(monkeypatch, capsys):
-    """`python -m runner ...` in this process (imports once): (exit code, stderr)."""
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-
-    from runner.__main__ import main
-
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-
+def run_cli(run_entry):
+    """`python -m runner ...` in this process: (exit code, stderr)."""
     def invoke(*overrides: str) -> tuple[int, str]:
-        GlobalHydra.instance().clear()
-        # in-process, Hydra would look for conf/ as a package next to runner.__main__; name the folder
-        monkeypatch.setattr(sys, "argv", ["runner", f"--config-path={CONF_DIR}", *overrides])
-        try:
-            main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code
-        finally:
-            GlobalHydra.instance().clear()
-            HydraConfig.instance().cfg = None  # later in-process runs must not write into this run's dir
-        return code, capsys.readouterr().err
+        code, _, stderr = run_entry("runner", *overrides)
+        return code, stderr
 
     return invoke
 

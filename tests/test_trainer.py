@@ -62,7 +62,7 @@ def _comparable(history):
 
 def test_resume_gives_identical_weights_and_metrics(tmp_path):
     common = ["trainer.max_epochs=2", "trainer.limit_train_batches=3", "model=ctc_small",
-              "trainer.early_stopping.restore_best_weights=false", "data.bucketing=false"]
+              "trainer.early_stopping.restore_best_weights=false"]
     straight = run(tmp_path / "straight", *common)
     # the same run, stopped by SIGTERM at the end of epoch 1's training, then resumed from its last.pt
     stop_after_step = OCRTrainer._optimizer_step

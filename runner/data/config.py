@@ -14,11 +14,13 @@ from typing import Any, Dict, List, Optional, Union
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import ConfigError, require
+from runner.models.config import MAX_LABEL_LENGTH
 from runner.schema import help_field
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 BACKGROUND_KINDS = ("solid", "gradient", "noise", "paper")
 DATA_KINDS = ("generated", "onthefly", "folder")
+MAX_SPLIT_SIZE = 10_000_000
 
 
 @dataclass
@@ -164,9 +166,17 @@ class DataConfig:
             require(getattr(self, key) >= 0, f"{prefix}.{key}", "must be >= 0", getattr(self, key))
         require(self.min_length <= self.max_length, f"{prefix}.min_length",
                f"must be <= data.max_length ({self.max_length})", self.min_length)
-        require(self.image_height >= 8, f"{prefix}.image_height", "must be >= 8", self.image_height)
-        require(self.image_width >= self.image_height, f"{prefix}.image_width",
-               f"must be >= data.image_height ({self.image_height})", self.image_width)
+        # upper bounds: far above any sensible run, low enough that a typo fails now instead of hanging later
+        require(self.max_length <= MAX_LABEL_LENGTH, f"{prefix}.max_length", f"must be <= {MAX_LABEL_LENGTH} digits",
+                self.max_length)
+        for key in ("train_size", "val_size", "hard_val_size"):
+            require(getattr(self, key) <= MAX_SPLIT_SIZE, f"{prefix}.{key}", f"must be <= {MAX_SPLIT_SIZE:,}",
+                    getattr(self, key))
+        require(self.batch_size <= 65536, f"{prefix}.batch_size", "must be <= 65536", self.batch_size)
+        require(self.num_workers <= 256, f"{prefix}.num_workers", "must be <= 256", self.num_workers)
+        require(8 <= self.image_height <= 256, f"{prefix}.image_height", "must lie in 8..256", self.image_height)
+        require(self.image_height <= self.image_width <= 4096, f"{prefix}.image_width",
+               f"must lie in data.image_height ({self.image_height})..4096", self.image_width)
         require(0.0 <= self.train_hard_fraction <= 1.0, f"{prefix}.train_hard_fraction",
                 "must be a share in [0, 1]", self.train_hard_fraction)
         require(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", "must lie in [0, 1)", self.val_fraction)

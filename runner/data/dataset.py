@@ -21,6 +21,7 @@ advances on-the-fly rendering).
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import random
@@ -150,7 +151,7 @@ class ImageListDataset(Dataset):
                 try:
                     with Image.open(path) as image:
                         size = image.size
-                except (OSError, SyntaxError, ValueError):
+                except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
                     continue
                 widths[index] = fitted_size(size[0], size[1], self.image_height, self.image_width)[0]
             self._widths = widths
@@ -187,13 +188,21 @@ class KhmerDigitsDataset(ImageListDataset):
         entries = metadata[split]
         if not isinstance(entries, list) or not entries:
             raise DataError(f"{metadata_path}: split {split!r} is empty; regenerate the dataset with a size > 0.")
+        counts = (metadata.get("dataset_info") or {}).get("counts") or {}
+        if isinstance(counts, dict) and split in counts and counts[split] != len(entries):
+            raise DataError(f"{metadata_path}: split {split!r} lists {len(entries)} samples but dataset_info.counts "
+                            f"says {counts[split]!r}; the file was cut short or edited. Regenerate the dataset.")
         root = metadata_path.parent
         items, where = [], []
         for position, entry in enumerate(entries):
             source = f"{metadata_path} [{split}][{position}]"
-            if not isinstance(entry, dict) or "image" not in entry or "label" not in entry:
-                raise DataError(f"{source}: each sample needs 'image' and 'label' keys, got {entry!r}.")
-            items.append((root / str(entry["image"]), validate_text(entry["label"], source, max_length)))
+            if not isinstance(entry, dict) or not isinstance(entry.get("image"), str) or "label" not in entry:
+                raise DataError(f"{source}: each sample needs an 'image' path and a 'label', got {entry!r}.")
+            image = Path(os.path.normpath(root / entry["image"]))
+            if Path(entry["image"]).is_absolute() or not image.is_relative_to(Path(os.path.normpath(root))):
+                raise DataError(f"{source}: image {entry['image']!r} lies outside {root}; a dataset names only its "
+                                f"own files. Regenerate the dataset.")
+            items.append((image, validate_text(entry["label"], source, max_length)))
             where.append(source)
         _check_files_exist(items, where)
         super().__init__(items, image_height, image_width, cache_in_memory, source=f"{metadata_path} [{split}]",
@@ -219,17 +228,31 @@ def read_labels_tsv(path: Union[str, Path], max_length: int = 8) -> list[tuple[P
         raise DataError(f"labels file {path} does not exist; create it with one `image-file<TAB>khmer-digits` "
                         f"line per image.")
     items, where = [], []
-    with open(path, encoding="utf-8-sig") as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.rstrip("\r\n")
+    first_line: dict[str, int] = {}
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            source = f"{path}:{number}"
+            try:
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
+            except UnicodeDecodeError as error:
+                raise DataError(f"{source}: the line is not UTF-8 text (byte {raw[error.start]:#04x} at column "
+                                f"{error.start + 1}); save the labels file as UTF-8.") from error
             if not line.strip() or line.startswith("#") or (number == 1 and line.lower() == "file\ttext"):
                 continue
-            source = f"{path}:{number}"
             fields = line.split("\t")
             if len(fields) != 2 or not fields[0]:
                 raise DataError(f"{source}: expected `file<TAB>text` (two tab-separated fields), got {line!r}.")
             file, text = fields[0].strip(), fields[1].strip()
-            items.append((path.parent / file, validate_text(text, source, max_length)))
+            image = Path(os.path.normpath(path.parent / file))
+            if Path(file).is_absolute() or not image.is_relative_to(Path(os.path.normpath(path.parent))):
+                raise DataError(f"{source}: image {file!r} lies outside {path.parent}; a labels file may only name "
+                                f"images in its own folder and below. Copy the image there and name it relative "
+                                f"to the labels file.")
+            if str(image) in first_line:
+                raise DataError(f"{source}: {file} is already listed on line {first_line[str(image)]}; every image "
+                                f"appears once. Remove one of the two lines.")
+            first_line[str(image)] = number
+            items.append((image, validate_text(text, source, max_length)))
             where.append(source)
     if not items:
         raise DataError(f"labels file {path} lists no images; add `image-file<TAB>khmer-digits` lines.")
@@ -340,6 +363,13 @@ class WidthBucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
 
+    def state_dict(self) -> dict[str, Any]:
+        """What decides every epoch's batches besides the epoch: a resumed run must find the same."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.widths, dtype=np.int64).tobytes()).hexdigest()[:16]
+        return {"seed": self.seed, "batch_size": self.batch_size, "world_size": self.world_size,
+                "shuffle": self.shuffle, "drop_last": self.drop_last, "chunk_batches": self.chunk_batches,
+                "widths": digest}
+
     def _global_batches(self) -> list[np.ndarray]:
         if self._planned is None or self._planned[0] != self.epoch:
             self._planned = (self.epoch, self._plan())
@@ -414,13 +444,15 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
     share).
     """
     collate = functools.partial(collate_batch, max_length=max_length, crop=bucketing)
+    # Every loader owns its generator: starting an epoch's iterator draws the workers' base seed from it,
+    # which would otherwise advance the global RNG (dropout's), so a resumed epoch would differ.
+    generator = torch.Generator().manual_seed(seed)
     if bucketing and isinstance(dataset, ImageListDataset):
         batch_sampler = WidthBucketBatchSampler(dataset.widths(), batch_size, shuffle, seed, rank, world_size,
                                                 drop_last)
         return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=num_workers, collate_fn=collate,
                           pin_memory=pin_memory, worker_init_fn=seed_worker if num_workers > 0 else None,
-                          persistent_workers=num_workers > 0)
-    generator = torch.Generator().manual_seed(seed)
+                          persistent_workers=num_workers > 0, generator=generator)
     sampler: Optional[Sampler] = None
     if world_size > 1 or (shuffle and not isinstance(dataset, OnTheFlyDataset)):
         sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
@@ -496,10 +528,16 @@ def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Datas
         return datasets
     metadata_path = (resolve_path(cfg.dir) / METADATA_FILE if cfg.dir
                      else ensure_generated_dataset(cfg, seed, rank))
-    metadata = read_metadata(metadata_path)
-    splits = [key for key, value in metadata.items() if isinstance(value, list)]
-    return {split: KhmerDigitsDataset(metadata_path, split, cfg.image_height, cfg.image_width, cfg.max_length,
-                                      cfg.cache_in_memory, metadata, cfg.text_crop) for split in splits}
+    try:
+        metadata = read_metadata(metadata_path)
+        splits = [key for key, value in metadata.items() if isinstance(value, list)]
+        return {split: KhmerDigitsDataset(metadata_path, split, cfg.image_height, cfg.image_width, cfg.max_length,
+                                          cfg.cache_in_memory, metadata, cfg.text_crop) for split in splits}
+    except DataError as error:
+        if cfg.dir:
+            raise
+        raise DataError(f"{error} {metadata_path.parent} is this run's dataset cache: delete that folder and run "
+                        f"again to regenerate it.") from error
 
 
 def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank: int = 0, world_size: int = 1

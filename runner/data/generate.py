@@ -14,11 +14,13 @@ size, variation axes, every applied augmentation). Sample i of split s is a func
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 import warnings
@@ -283,6 +285,7 @@ def write_dataset(cfg: DataConfig, seed: int, target: Path, workers: Optional[in
     With `replace`, an existing `target` is swapped out only after the new dataset is complete.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_folders(target.parent, f".{target.name}")
     temporary = target.parent / f".{target.name}.tmp-{os.getpid()}"
     retired = target.parent / f".{target.name}.old-{os.getpid()}"
     shutil.rmtree(temporary, ignore_errors=True)
@@ -301,6 +304,29 @@ def write_dataset(cfg: DataConfig, seed: int, target: Path, workers: Optional[in
     return target / METADATA_FILE
 
 
+def remove_abandoned_folders(parent: Path, prefix: str) -> list[Path]:
+    """Remove `<prefix>*.tmp-PID` / `.old-PID` folders of generations whose process is gone (killed, power
+    loss); a live PID's folder is left alone. PIDs are this machine's: keep a cache on a local disk."""
+    removed = []
+    for folder in parent.glob(f"{glob.escape(prefix)}*"):
+        match = re.fullmatch(r"\..+\.(?:tmp|old)-(\d+)", folder.name)
+        if match and folder.is_dir() and not _process_alive(int(match.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed %s, left by a generation that was killed", folder)
+            removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def ensure_generated_dataset(cfg: DataConfig, seed: int, rank: int = 0, progress: bool = True,
                              wait_timeout_s: float = 3600.0) -> Path:
     """metadata.yaml of the cached dataset for (settings, seed, fonts), generating it once if needed."""
@@ -308,6 +334,8 @@ def ensure_generated_dataset(cfg: DataConfig, seed: int, rank: int = 0, progress
     fonts = data_fonts(cfg)
     target = resolve_path(cfg.cache_dir) / f"khmer-digits-{dataset_cache_key(cfg, seed, fonts)}"
     metadata = target / METADATA_FILE
+    if rank == 0 and target.parent.is_dir():
+        remove_abandoned_folders(target.parent, ".khmer-digits-")
     if metadata.is_file():
         log.info("reusing cached dataset %s", target)
         return metadata

@@ -59,6 +59,9 @@ def load_image(path: str | Path) -> Image.Image:
         with Image.open(path) as image:
             image.load()
             return ImageOps.exif_transpose(image)
+    except Image.DecompressionBombError as error:
+        raise DataError(f"image file {path} is refused: {error} Scale it down (no text line needs that many "
+                        f"pixels) or remove it from the inputs or labels.") from error
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DataError(f"image file {path} cannot be decoded ({error}); it is corrupt, truncated or not an "
                         f"image. Replace it or remove it from the labels.") from error

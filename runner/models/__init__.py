@@ -13,20 +13,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import hydra.utils
-from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import runner
-from runner.errors import ConfigError, UserError
+from runner.errors import ConfigError
 from runner.models.attention import AttentionOCR
 from runner.models.config import DEFAULT_DATA, SCHEMAS, AttentionModelConfig, CTCModelConfig, register_model_configs
 from runner.models.ctc import CRNN
 from runner.models.encoder import OCRModel
+from runner.models.registry import MODEL_CLASSES, model_from_config
 
 __all__ = [
-    "AttentionOCR", "CRNN", "OCRModel", "AttentionModelConfig", "CTCModelConfig", "available_presets",
+    "AttentionOCR", "CRNN", "OCRModel", "AttentionModelConfig", "CTCModelConfig", "MODEL_CLASSES", "available_presets",
     "create_model", "model_from_config", "preset_config", "register_model_configs",
 ]
 
@@ -65,20 +64,6 @@ def preset_config(name: str, **overrides: Any) -> dict[str, Any]:
         raise ConfigError(f"model preset {name!r} ({path}) with overrides {overrides}: {error}") from error
 
 
-def model_from_config(config: dict[str, Any] | DictConfig) -> OCRModel:
-    """Instantiate a model from `cfg.model` or a `config_dict()` (e.g. one stored in a checkpoint).
-
-    hydra.utils.instantiate wraps constructor errors in InstantiationException; a ConfigError
-    (e.g. an image width too narrow for CTC) is re-raised as is so entry points print it plainly.
-    """
-    try:
-        return hydra.utils.instantiate(config, _convert_="all")
-    except InstantiationException as error:
-        if isinstance(error.__cause__, UserError):
-            raise error.__cause__ from None
-        raise
-
-
 def create_model(name: str, **overrides: Any) -> OCRModel:
     """Build preset `name` (conf/model/<name>.yaml) with keyword `overrides` of its options."""
-    return model_from_config(preset_config(name, **overrides))
+    return model_from_config(preset_config(name, **overrides), f"model preset {name!r}")

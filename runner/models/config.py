@@ -8,6 +8,7 @@ The yaml presets interpolate `${data.max_length}`, `${data.image_height}` and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
@@ -17,6 +18,9 @@ from runner.schema import help_field
 # What `${data.*}` resolves to when a preset is built outside Hydra (create_model, tests,
 # notebooks). Matches the data pipeline's defaults: 32x128 images, labels of 1..8 digits.
 DEFAULT_DATA: dict[str, int] = {"max_length": 8, "image_height": 32, "image_width": 128}
+# The longest label any model or dataset may have: ample for numbers, small enough that rendering,
+# CTC widths and decoder steps stay bounded.
+MAX_LABEL_LENGTH = 32
 
 
 @dataclass
@@ -34,10 +38,37 @@ class _SharedModelConfig:
     rnn_layers: int = help_field("BiLSTM layers over the column sequence (>= 1).", 1)
     dropout: float = help_field("Dropout on the column features and before the classifier.", 0.1)
 
+    def problems(self) -> list[str]:
+        """What is out of range, one `key must ..., got value` each. The upper bounds are far above any
+        preset: they stop a stored file from asking for a model that fills the memory."""
+        found = []
+
+        def check(ok: bool, key: str, requirement: str) -> None:
+            if not ok:
+                found.append(f"{key} must be {requirement}, got {getattr(self, key)!r}")
+
+        check(bool(re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.name)), "name",
+              "1-64 letters, digits, '_', '.' or '-'")
+        check(1 <= self.max_length <= MAX_LABEL_LENGTH, "max_length", f"in 1..{MAX_LABEL_LENGTH}")
+        check(16 <= self.image_height <= 256, "image_height", "in 16..256")
+        check(32 <= self.image_width <= 4096 and self.image_width % 4 == 0, "image_width",
+              "a multiple of 4 in 32..4096")
+        check(len(self.channels) == 4 and all(1 <= c <= 1024 for c in self.channels), "channels",
+              "4 values in 1..1024")
+        check(len(self.blocks) == 4 and all(1 <= b <= 16 for b in self.blocks), "blocks", "4 values in 1..16")
+        check(2 <= self.hidden_size <= 4096 and self.hidden_size % 2 == 0, "hidden_size", "an even number in 2..4096")
+        check(1 <= self.rnn_layers <= 8, "rnn_layers", "in 1..8")
+        check(0.0 <= self.dropout < 1.0, "dropout", "in [0, 1)")
+        for key in ("embedding_dim", "decoder_hidden"):
+            if hasattr(self, key):
+                check(1 <= getattr(self, key) <= 4096, key, "in 1..4096")
+        return found
+
 
 @dataclass
 class AttentionModelConfig(_SharedModelConfig):
-    _target_: str = help_field("Class instantiated by hydra.utils.instantiate.",
+    _target_: str = help_field("Model class: a training config's is instantiated by Hydra; a stored one is only "
+                               "looked up in runner.models.registry.MODEL_CLASSES.",
                                "runner.models.attention.AttentionOCR")
     embedding_dim: int = help_field("Size of the previous-token embedding fed to the decoder.", 32)
     decoder_hidden: int = help_field("LSTM cell size of the attention decoder.", 128)
@@ -45,7 +76,8 @@ class AttentionModelConfig(_SharedModelConfig):
 
 @dataclass
 class CTCModelConfig(_SharedModelConfig):
-    _target_: str = help_field("Class instantiated by hydra.utils.instantiate.", "runner.models.ctc.CRNN")
+    _target_: str = help_field("Model class: a training config's is instantiated by Hydra; a stored one is only "
+                               "looked up in runner.models.registry.MODEL_CLASSES.", "runner.models.ctc.CRNN")
     name: str = help_field("Preset name, stored in checkpoints and run names.", "ctc_small")
 
 

@@ -134,7 +134,8 @@ class OCRModel(nn.Module):
             raise self._fail("model.dropout", f"is {cfg['dropout']}", "use a value in [0, 1)")
 
     def config_dict(self) -> dict[str, Any]:
-        """Plain-Python kwargs (with `_target_`) that rebuild this model via hydra.utils.instantiate."""
+        """Plain-Python kwargs with `_target_`, the class's name in runner.models.registry.MODEL_CLASSES:
+        `model_from_config` rebuilds this model from them (a checkpoint stores them)."""
         cls = type(self)
         return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **self._config}
 

@@ -35,9 +35,11 @@ from runner.data.dataset import set_loader_epoch
 from runner.device import resolve_amp
 from runner.errors import CheckpointError, UserError, instantiate
 from runner.training.checkpoint import CheckpointManager, build_checkpoint, git_commit, load_checkpoint
-from runner.training.budget import PLAN_AFTER_S, RECENT_BATCHES, SKIP_FIRST_STEPS, SchedulePlan, fit_plan, initial_plan, needs_refit
+from runner.training.budget import (PLAN_AFTER_S, RECENT_BATCHES, SKIP_FIRST_STEPS, SchedulePlan, fit_plan,
+                                    initial_plan, needs_refit)
 from runner.training.distributed import any_rank, broadcast_object
 from runner.training.early_stopping import EarlyStopping
+from runner.training.run_dir import check_run_dir_free
 
 log = logging.getLogger("runner.trainer")
 clock = time.perf_counter  # every duration and the time budget read this clock (tests replace it)
@@ -55,10 +57,6 @@ class NonFiniteLossError(UserError):
 
 class OutOfMemory(UserError):
     """The device ran out of memory; the message names the settings that lower it."""
-
-
-class RunDirInUse(UserError):
-    """A fresh run was started in a run dir that already holds another run's checkpoint."""
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -393,6 +391,11 @@ class BaseTrainer(ABC):
             loader.generator.manual_seed(self.config.seed * 1_000_003 + epoch)
         return loader
 
+    def _batch_sampler_state(self) -> Optional[dict]:
+        """The width-bucketing sampler's state (data.bucketing), saved so a resume checks it gets the same batches."""
+        sampler = getattr(self.train_loader, "batch_sampler", None)
+        return sampler.state_dict() if hasattr(sampler, "state_dict") else None
+
     def _overfit_loader(self) -> list[dict]:
         if not hasattr(self, "_overfit_batches"):
             self._overfit_batches = list(itertools.islice(self.train_loader, self.tcfg.overfit_batches))
@@ -483,6 +486,7 @@ class BaseTrainer(ABC):
             "early_stopping": self.early_stopping.state_dict(),
             "rng": _rng_state(),
             "step_in_epoch": self.step_in_epoch,
+            "batch_sampler": self._batch_sampler_state(),
             "partial_epoch": self._partial_epoch,
             "history": self.history,
             "elapsed_s": self._now(),
@@ -503,13 +507,8 @@ class BaseTrainer(ABC):
 
     def _resume_path(self) -> Optional[Path]:
         resume = self.config.resume
+        check_run_dir_free(self.output_dir, resume)
         if not resume:
-            if self.checkpoints.last_path.is_file():
-                raise RunDirInUse(
-                    f"{self.output_dir} already holds a run (its checkpoint {self.checkpoints.last_path}); a fresh run "
-                    f"here would overwrite it. Continue that run with: python -m runner <same overrides> resume=auto "
-                    f"hydra.run.dir={self.output_dir}. To start a new run, leave out hydra.run.dir (every run gets "
-                    f"its own dir) or point it at an empty folder.")
             return None
         if resume == "auto":
             last = self.checkpoints.last_path
@@ -536,22 +535,37 @@ class BaseTrainer(ABC):
             raise CheckpointError(f"{path} was written for model {stored['name']!r} with a different configuration than "
                                   f"this run's model {_unwrap(self.raw_model).name!r}; resume with the same model=... and "
                                   f"data size settings as the original run.")
+        try:
+            if not isinstance(state, dict):
+                raise TypeError(f"training_state is a {type(state).__name__}, not a mapping")
+            self._load_training_state(payload, state)
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as error:
+            raise CheckpointError(f"{path} holds a damaged training state ({type(error).__name__}: {error}); "
+                                  f"resume from another checkpoint of the run (epoch_NNN.pt) or start afresh in a "
+                                  f"new run dir.") from error
+        # mid-epoch, the batches already trained on are skipped: they must be the very same batches
+        if self.step_in_epoch and state.get("batch_sampler", self._batch_sampler_state()) != self._batch_sampler_state():
+            raise CheckpointError(f"{path} was saved mid-epoch while training on other batches (data, image widths, "
+                                  f"data.batch_size or seed differ); resume with the data settings of the original "
+                                  f"run.")
+        log.info("resumed from %s at epoch %d (step %d%s)", path, self.epoch, self.global_step,
+                 f", batch {self.step_in_epoch} of the epoch" if self.step_in_epoch else "")
+        return True
+
+    def _load_training_state(self, payload: dict, state: dict) -> None:
         _unwrap(self.raw_model).load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.early_stopping.load_state_dict(state["early_stopping"])
-        self.epoch, self.global_step = payload["epoch"], payload["global_step"]
-        self.step_in_epoch = state["step_in_epoch"]
+        self.epoch, self.global_step = int(payload["epoch"]), int(payload["global_step"])
+        self.step_in_epoch = int(state["step_in_epoch"])
         self._partial_epoch = state.get("partial_epoch")
         self.history = list(state["history"])
         self.elapsed_before_resume = float(state.get("elapsed_s", 0.0))
         if state.get("plan"):
             self.plan, self._resumed_plan = SchedulePlan.from_state(state["plan"]), True
         _set_rng_state(state["rng"])
-        log.info("resumed from %s at epoch %d (step %d%s)", path, self.epoch, self.global_step,
-                 f", batch {self.step_in_epoch} of the epoch" if self.step_in_epoch else "")
-        return True
 
     # ------------------------------------------------------------------ signals
     @contextmanager

@@ -8,11 +8,10 @@ needs (model config, charset, preprocessing size) and, for resume, the full trai
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import re
 import subprocess
-import tempfile
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
@@ -22,6 +21,7 @@ import torch
 from runner import __version__
 from runner.charset import charset_signature, check_charset
 from runner.errors import CheckpointError
+from runner.outputs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +45,10 @@ def git_commit() -> str:
 
 
 def atomic_save(payload: dict, path: Path) -> None:
-    """Write to a temp file in the same directory, fsync, then rename over `path`.
-
-    A crash or a full disk while saving leaves the previous file intact, never a truncated one.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """torch.save through `atomic_path`: a crash or a full disk while saving leaves the previous file
+    intact, never a truncated one."""
+    with atomic_path(Path(path)) as temporary, open(temporary, "wb") as handle:
+        torch.save(payload, handle)
 
 
 def build_checkpoint(*, model: torch.nn.Module, epoch: int, global_step: int, metrics: dict[str, float],
@@ -108,6 +91,10 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load and check a checkpoint safely (weights_only=True). Raises CheckpointError."""
     path = resolve_checkpoint_path(path)
+    if _is_torchscript_archive(path):
+        raise CheckpointError(f"{path} is a TorchScript archive (python -m runner.export format=torchscript). Such "
+                              f"archives carry code, so they are never loaded here; use the .pt checkpoint it was "
+                              f"exported from, or an ONNX export (format=onnx).")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
@@ -127,29 +114,97 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a khmer-digits-ocr checkpoint (no '{FORMAT}' marker); "
                               f"it may be a bare state_dict or another project's file.")
-    if payload.get("format_version", 0) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format v{payload['format_version']}, newer than this runner "
+    version = payload.get("format_version", 0)
+    if type(version) is not int:
+        raise CheckpointError(f"{path} has format_version {version!r}, not a number; the file was edited or is "
+                              f"damaged. Use another checkpoint of the run.")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has checkpoint format v{version}, newer than this runner "
                               f"reads (v{FORMAT_VERSION}); upgrade khmer-digits-ocr.")
     check_charset(payload.get("charset", {}), str(path))
+    check_stored_layout(payload, str(path))
+    if not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointError(f"{path} has no state_dict of weights; it was edited or is damaged. Use another "
+                              f"checkpoint of the run.")
     return payload
 
 
-def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn.Module:
-    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU)."""
-    from runner.errors import instantiate
-
+def _is_torchscript_archive(path: Path) -> bool:
+    """A zip with the `code/` (or `constants.pkl`) entries torch.jit.save writes; a checkpoint has neither."""
     try:
-        model = instantiate(payload["model"]["config"])
-    except Exception as error:
-        raise CheckpointError(f"{source}: cannot rebuild model {payload['model'].get('name')!r} from its stored "
-                              f"config ({error}); the checkpoint may come from an incompatible version.") from error
+        with zipfile.ZipFile(path) as archive:
+            return any("/code/" in name or name.endswith("/constants.pkl") for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def check_stored_layout(stored: dict, source: str) -> None:
+    """The entries every reader of a checkpoint or export sidecar uses: `model` {name, head, config} and
+    `preprocess` {height, width, crop, text_crop}, with the types and ranges a model can have."""
+    model, preprocess = stored.get("model"), stored.get("preprocess")
+    problems = []
+    if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("config"), dict)
+            and model.get("head") in ("attention", "ctc")):
+        problems.append("`model` must hold a name, a head (attention or ctc) and a config mapping")
+    if not isinstance(preprocess, dict):
+        problems.append("`preprocess` must be a mapping")
+    else:
+        height, width = preprocess.get("height"), preprocess.get("width")
+        if not (type(height) is int and 16 <= height <= 256):
+            problems.append(f"preprocess.height must be an integer in 16..256, got {height!r}")
+        if not (type(width) is int and 32 <= width <= 4096):
+            problems.append(f"preprocess.width must be an integer in 32..4096, got {width!r}")
+        for key in ("crop", "text_crop"):
+            if type(preprocess.get(key, False)) is not bool:
+                problems.append(f"preprocess.{key} must be true or false, got {preprocess.get(key)!r}")
+    if problems:
+        raise CheckpointError(f"{source}: {'; '.join(problems)}. The file was edited or is damaged; use a model "
+                              f"written by khmer-digits-ocr that nobody edited.")
+
+
+def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn.Module:
+    """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU).
+
+    The stored config names a class of this project's registry and is checked option by option
+    before anything is built (runner/models/registry.py): a file never chooses what code runs.
+    """
+    model = model_from_stored_config(payload.get("model"), source)
     try:
         model.load_state_dict(payload["state_dict"])
-    except RuntimeError as error:
+    except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as error:
         first = str(error).splitlines()[1:2] or [str(error)]
         raise CheckpointError(f"{source}: weights do not fit model {payload['model'].get('name')!r} "
                               f"({first[0].strip()}); the file was written for another architecture.") from error
     return model.eval()
+
+
+def stored_model_options(stored: Any, source: str) -> tuple[type, dict[str, Any]]:
+    """(model class, checked options) of a stored `model` entry ({name, head, config}) of a checkpoint or an
+    export sidecar; CheckpointError unless the config passes every check of runner/models/registry.py."""
+    from runner.errors import ConfigError
+    from runner.models.registry import checked_model_options
+
+    config = stored.get("config") if isinstance(stored, dict) else None
+    try:
+        model_class, options = checked_model_options(config, "model.config")
+    except ConfigError as error:
+        raise CheckpointError(f"{source}: {error} Nothing was built from it. Use a model written by khmer-digits-ocr "
+                              f"(python -m runner, python -m runner.export) that nobody edited.") from error
+    if stored.get("head") not in (None, model_class.head):
+        raise CheckpointError(f"{source}: model.head is {stored.get('head')!r} but model.config builds a "
+                              f"{model_class.head!r} model; the file was edited or is damaged. Use another copy.")
+    return model_class, options
+
+
+def model_from_stored_config(stored: Any, source: str) -> torch.nn.Module:
+    """The model of a stored `model` entry, built only after `stored_model_options` accepted it."""
+    from runner.errors import ConfigError
+
+    model_class, options = stored_model_options(stored, source)
+    try:
+        return model_class(**options)
+    except ConfigError as error:  # a check of the class itself, e.g. the CTC width
+        raise CheckpointError(f"{source}: {error}") from error
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:

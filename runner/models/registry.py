@@ -1,0 +1,62 @@
+"""The model classes a config may name, and the one way to build a model from stored options.
+
+A checkpoint, an export sidecar or a preset names its class by the `_target_` string that
+`OCRModel.config_dict` writes; that string is looked up in MODEL_CLASSES, never imported, and
+every option is checked against the class's typed config (types, unknown keys, ranges) before
+anything is built. A stored config is data, never a recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from runner.errors import ConfigError
+from runner.models.attention import AttentionOCR
+from runner.models.config import AttentionModelConfig, CTCModelConfig
+from runner.models.ctc import CRNN
+from runner.models.encoder import OCRModel
+from runner.stored import NotPlainData, check_plain_data
+
+MODEL_CLASSES: dict[str, tuple[type[OCRModel], type]] = {
+    "runner.models.attention.AttentionOCR": (AttentionOCR, AttentionModelConfig),
+    "runner.models.ctc.CRNN": (CRNN, CTCModelConfig),
+}
+
+
+def checked_model_options(config: dict[str, Any] | DictConfig, where: str = "model"
+                          ) -> tuple[type[OCRModel], dict[str, Any]]:
+    """(model class, constructor options) of `config`; ConfigError naming `where` unless every check passes."""
+    if isinstance(config, DictConfig):  # a composed run config: resolve its ${data.*} first
+        config = OmegaConf.to_container(config, resolve=True)
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where} must be a mapping of model options, got a {type(config).__name__}.")
+    options = dict(config)
+    name = options.pop("_target_", None)
+    if not isinstance(name, str) or name not in MODEL_CLASSES:
+        raise ConfigError(f"{where}._target_ is {name!r}, which is not a model class of this project (known: "
+                          f"{', '.join(MODEL_CLASSES)}); a model is only built from that list.")
+    try:
+        check_plain_data(options, where)
+    except NotPlainData as error:
+        raise ConfigError(f"{error}.") from error
+    model_class, schema = MODEL_CLASSES[name]
+    try:
+        typed = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), options))
+    except OmegaConfBaseException as error:
+        detail = str(error).splitlines()[0]
+        raise ConfigError(f"{where} does not fit {schema.__name__} ({detail}).") from error
+    problems = typed.problems()
+    if problems:
+        raise ConfigError(f"{where} is out of range: {'; '.join(problems)}.")
+    values = {field.name: getattr(typed, field.name) for field in dataclasses.fields(typed) if field.name != "_target_"}
+    return model_class, values
+
+
+def model_from_config(config: dict[str, Any] | DictConfig, where: str = "model") -> OCRModel:
+    """Build the model `config` describes (`cfg.model`, a preset or a stored `config_dict()`) after checking it."""
+    model_class, options = checked_model_options(config, where)
+    return model_class(**options)
