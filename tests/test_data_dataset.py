@@ -185,7 +185,7 @@ def test_build_data_loaders_onthefly_has_fixed_validation_splits():
                      batch_size=4)
     with pytest.warns(UserWarning, match="val_unseen_fonts"):
         train, val, extra = build_data_loaders(cfg, seed=1)
-    assert len(train.dataset) == 8 and list(extra) == ["val_hard"]
+    assert len(train.dataset) == 8 and list(extra) == ["val_hard", "val_unseen_fonts", "val_hard_unseen_fonts"]
     first, second = next(iter(val)), next(iter(val))
     assert first["texts"] == second["texts"]
 
@@ -194,7 +194,8 @@ def test_build_data_loaders_generates_and_reuses_the_cache(tmp_path):
     cfg = DataConfig(cache_dir=str(tmp_path), use_system_fonts=False, train_size=8, val_size=4, hard_val_size=2,
                      generate_workers=1, batch_size=4, held_out_fonts=[])
     train, val, extra = build_data_loaders(cfg, seed=2)
-    assert (len(train.dataset), len(val.dataset), list(extra)) == (8, 4, ["val_hard"])
+    assert (len(train.dataset), len(val.dataset), list(extra)) == (8, 4, ["val_hard", "val_unseen_fonts",
+                                                                          "val_hard_unseen_fonts"])
     images = next(iter(extra["val_hard"]))["images"]  # data.bucketing: cropped to the widest image
     assert images.shape[:3] == (2, 1, 32) and images.shape[-1] <= 128 and images.shape[-1] % 4 == 0
     (cache,) = tmp_path.iterdir()

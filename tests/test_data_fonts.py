@@ -85,9 +85,9 @@ def test_held_out_families_leave_training_fonts_and_get_their_own_split():
         assert families[-1] not in {font.family for font in plans[name].fonts}
 
 
-def test_holding_out_the_only_font_warns_and_skips_the_split():
+def test_holding_out_the_only_font_warns_and_holds_out_a_region_of_its_axes_instead():
     fonts = discover_fonts(use_system_fonts=False)
     with pytest.warns(UserWarning, match="covers every installed font family"):
         plans = plan_splits(DataConfig(held_out_fonts=["Noto Sans Khmer"]), fonts)
-    assert [plan.name for plan in plans] == ["train", "val", "val_hard"]
-    assert plans[0].fonts == fonts
+    assert [plan.name for plan in plans] == ["train", "val", "val_hard", "val_unseen_fonts", "val_hard_unseen_fonts"]
+    assert plans[0].fonts == fonts and plans[3].augment.font_width == [62.5, 70.5]
