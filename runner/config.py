@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from runner.data.config import DataConfig, as_data_config, register_data_configs
+from runner.device import AMP_CHOICES
 from runner.errors import ConfigError, require
 from runner.losses import LossConfig, register_loss_configs
 from runner.metrics import MONITORABLE_METRICS
@@ -236,7 +237,7 @@ def validate(cfg: DictConfig) -> None:
     require(s.patience >= 0, "scheduler.patience", "must be >= 0", s.patience)
     d = cfg.device
     require(d.name in ("auto", "cpu", "cuda") or d.name.startswith("cuda:"), "device.name", "must be auto, cpu or cuda", d.name)
-    require(d.amp in ("auto", "bf16", "fp16", "off"), "device.amp", "must be auto, bf16, fp16 or off", d.amp)
+    require(d.amp in AMP_CHOICES, "device.amp", f"must be {', '.join(AMP_CHOICES[:-1])} or {AMP_CHOICES[-1]}", d.amp)
     require(d.num_threads is None or d.num_threads > 0, "device.num_threads", "must be > 0 or null", d.num_threads)
     require(cfg.seed >= 0, "seed", "must be >= 0", cfg.seed)
     require(t.monitor in MONITORABLE_METRICS, "trainer.monitor", f"must be one of {list(MONITORABLE_METRICS)}",

@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 
-from runner.errors import ConfigError
+from runner.errors import ConfigError, require
 
 log = logging.getLogger("runner")
 
@@ -132,9 +132,7 @@ class AmpDecision:
 
 def decide_amp(amp: str, device: torch.device) -> AmpDecision:
     """The precision for `device.amp` on `device`. Asking for what the device cannot do is a ConfigError."""
-    if amp not in AMP_CHOICES:
-        raise ConfigError(f"device.amp must be one of {', '.join(AMP_CHOICES)}, got {amp!r}. Fix it on the command "
-                          f"line (device.amp=...) or in its YAML file.")
+    require(amp in AMP_CHOICES, "device.amp", f"must be {', '.join(AMP_CHOICES[:-1])} or {AMP_CHOICES[-1]}", amp)
     if amp == "off":
         return AmpDecision(None, "device.amp=off")
     if device.type == "cuda":

@@ -42,8 +42,8 @@ def require(condition: bool, key: str, requirement: str, value: object) -> None:
                           f"YAML file.")
 
 
-def format_user_error(error: BaseException) -> str:
-    kind = getattr(error, "kind", type(error).__name__)
+def format_user_error(error: BaseException | str, kind: Optional[str] = None) -> str:
+    kind = kind or type(error).__name__
     return textwrap.fill(f"error ({kind}): {error}", width=100, break_long_words=False,
                          break_on_hyphens=False)
 
@@ -78,15 +78,7 @@ def failure_paragraph(error: BaseException, settings: str = "", advice: str = ""
         parts.append(advice)
     trace_hint = f"The full traceback is in {log_file}" if log_file is not None else "The full traceback is not shown"
     parts.append(f"{trace_hint}; HYDRA_FULL_ERROR=1 prints it here.")
-    return format_user_error(_Paragraph(error, " ".join(parts)))
-
-
-class _Paragraph(Exception):
-    """Carries the original exception's class name into format_user_error."""
-
-    def __init__(self, error: BaseException, text: str) -> None:
-        super().__init__(text)
-        self.kind = type(error).__name__
+    return format_user_error(" ".join(parts), kind=type(error).__name__)
 
 
 def exit_on_user_error(main: F) -> F:

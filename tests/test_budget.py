@@ -127,5 +127,5 @@ def test_a_resumed_run_continues_the_stored_plan(tmp_path, fake_clock):
     resumed = make_trainer(tmp_path, "trainer.max_epochs=10000", "trainer.max_time_minutes=0.1",
                            "trainer.early_stopping.enabled=false", "resume=auto")
     resumed._maybe_resume()
-    resumed._start_plan(resumed=True)
+    resumed._start_plan()
     assert resumed.plan.state_dict() == {**stored, "time_floor": True}

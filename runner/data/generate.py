@@ -168,12 +168,17 @@ def _init_worker(plans: list[SplitPlan], seed: int, out_dir: str, min_length: in
                            for plan in plans})
 
 
+def image_name(split: str, index: int) -> str:
+    """Where sample `index` of `split` lies, relative to metadata.yaml."""
+    return f"{split}/{index:06d}.png"
+
+
 def _render_one(task: tuple[str, int]) -> dict[str, Any]:
     split, index = task
     plan = _WORKER["plans"][split]
     image, spec = render_sample(sample_key(_WORKER["seed"], split, index), plan.fonts, plan.augment_for(index),
                                 _WORKER["min_length"], _WORKER["max_length"])
-    relative = f"{split}/{index:06d}.png"
+    relative = image_name(split, index)
     # Stored as grayscale: the model sees grayscale anyway (preprocess_image) and noisy RGB PNGs are
     # three times larger. Pillow writes no timestamps, so equal pixels give equal bytes.
     gray = image.convert("L")
@@ -203,7 +208,7 @@ def generate_dataset(cfg: DataConfig, seed: int, out_dir: str | Path, workers: O
     preprocess = (cfg.image_height, cfg.image_width, bool(cfg.text_crop))
     for plan in plans:
         pixel_store.create(pixel_store.pixels_path(out_dir, plan.name, *preprocess),
-                           [f"{plan.name}/{index:06d}.png" for index in range(plan.size)], *preprocess)
+                           [image_name(plan.name, index) for index in range(plan.size)], *preprocess)
     init_args = (plans, seed, str(out_dir), cfg.min_length, cfg.max_length, preprocess)
 
     started = time.perf_counter()

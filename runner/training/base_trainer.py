@@ -154,7 +154,7 @@ class BaseTrainer(ABC):
         if self.is_main:
             self.writer = SummaryWriter(str(self.output_dir / "tensorboard"),
                                         purge_step=self.global_step if resumed else None)
-        self._start_plan(resumed)
+        self._start_plan()
         start = clock()
         stop_reason = "max_epochs"
         with self._signal_handlers(), self._out_of_memory_advice():
@@ -293,10 +293,10 @@ class BaseTrainer(ABC):
         minutes = self.tcfg.max_time_minutes
         return None if minutes is None else 60.0 * float(minutes)
 
-    def _start_plan(self, resumed: bool) -> None:
+    def _start_plan(self) -> None:
         """The stored plan on resume (same budget and length), else the configured length until speed is measured."""
         budget = self._budget_s()
-        stored = self.plan if resumed and self._resumed_plan else None
+        stored = self.plan if self._resumed_plan else None
         if stored is None or stored.full_steps != self.full_steps or stored.budget_s != budget:
             self.plan = initial_plan(self.full_steps, budget, self._now(), self._final_eval_s())
         self.plan.time_floor = self.world_size == 1
@@ -332,25 +332,27 @@ class BaseTrainer(ABC):
         limit = self.tcfg.limit_val_batches
         return min(batches, limit) if limit else batches
 
+    def _val_batch_seconds(self) -> float:
+        """Measured seconds per validation batch; before the first validation, half a training step."""
+        if self._val_batch_s is not None:
+            return self._val_batch_s
+        step = self._step_seconds()
+        return 0.5 * step if step is not None else 0.0  # no backward pass: well under a training step
+
     def _final_eval_s(self) -> float:
         """Seconds the final evaluation (val and every extra split) is expected to take."""
-        per_batch = self._val_batch_s
-        if per_batch is None:
-            step = self._step_seconds()
-            per_batch = 0.5 * step if step is not None else 0.0  # no backward pass: well under a training step
         batches = self._val_batches(self._val_loader()) + sum(self._val_batches(loader)
                                                               for loader in self.extra_val_loaders.values())
-        return per_batch * batches
+        return self._val_batch_seconds() * batches
 
     def _refit_plan(self, at_epoch_end: bool) -> None:
         """Fit the plan to the measured speed: first after PLAN_AFTER_S or epoch 1, later only on drift."""
+        if not at_epoch_end and (self.plan.fitted or self.world_size > 1 or self._speed["seconds"] < PLAN_AFTER_S):
+            return
         budget, step_s = self._budget_s(), self._step_seconds()
         if budget is None or step_s is None:
             return
-        if not at_epoch_end and (self.plan.fitted or self.world_size > 1 or self._speed["seconds"] < PLAN_AFTER_S):
-            return
-        val_epoch_s = (self._val_batch_s if self._val_batch_s is not None else 0.5 * step_s) * \
-            self._val_batches(self._val_loader())
+        val_epoch_s = self._val_batch_seconds() * self._val_batches(self._val_loader())
         refit = fit_plan(self.plan, budget_s=budget, now_s=self._now(), step=self.global_step, epochs_done=self.epoch,
                          steps_per_epoch=self.steps_per_epoch, step_s=step_s, val_epoch_s=val_epoch_s,
                          final_eval_s=self._final_eval_s())
