@@ -16,18 +16,56 @@ import logging
 import os
 import platform
 from dataclasses import dataclass
-from typing import Optional
+from enum import StrEnum
+from typing import Any, Optional
 
 import torch
 
 from runner.errors import ConfigError, require
+from runner.schema import help_field
 
 log = logging.getLogger("runner")
 
 ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 FORCE_ENV = "KHMER_OCR_CPU_BF16"
-AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+
+
+class Amp(StrEnum):
+    """device.amp: mixed precision."""
+
+    auto = "auto"
+    bf16 = "bf16"
+    fp16 = "fp16"
+    off = "off"
+
+
+AMP_CHOICES = tuple(Amp)
+
+
+@dataclass
+class DeviceConfig:
+    """Schema of conf/device: where and at which precision the model runs."""
+
+    name: str = help_field("auto (cuda if available, else cpu), cpu, cuda or cuda:N.", "auto")
+    amp: Amp = help_field("Mixed precision: auto (bf16 autocast on a CPU that runs bf16 natively, decided by a probe "
+                          "at start-up, else fp32; fp16 + GradScaler on CUDA), bf16, fp16 (CUDA) or off.", Amp.auto)
+    num_threads: Optional[int] = help_field("torch intra-op threads; null = all cores (or cores / parallel jobs under "
+                                            "joblib).", None)
+    channels_last: bool = help_field("Use channels_last memory format for the CNN.", False)
+    compile: bool = help_field("Wrap the model in torch.compile.", False)
+    deterministic: bool = help_field("torch.use_deterministic_algorithms(True) for exact reproducibility.", False)
+
+    def validate(self) -> None:
+        require(self.name in ("auto", "cpu", "cuda") or self.name.startswith("cuda:"), "device.name",
+                "must be auto, cpu, cuda or cuda:N", self.name)
+        require(self.num_threads is None or self.num_threads > 0, "device.num_threads", "must be > 0 or null",
+                self.num_threads)
+
+
+def register_device_configs(cs: Any) -> None:
+    """Store the schema conf/device/*.yaml extend."""
+    cs.store(group="device", name="_device_schema", node=DeviceConfig)
 
 
 def _cpuinfo_field(name: str) -> Optional[str]:
@@ -132,7 +170,7 @@ class AmpDecision:
 
 def decide_amp(amp: str, device: torch.device) -> AmpDecision:
     """The precision for `device.amp` on `device`. Asking for what the device cannot do is a ConfigError."""
-    require(amp in AMP_CHOICES, "device.amp", f"must be {', '.join(AMP_CHOICES[:-1])} or {AMP_CHOICES[-1]}", amp)
+    require(amp in AMP_CHOICES, "device.amp", f"must be one of {', '.join(AMP_CHOICES)}", amp)
     if amp == "off":
         return AmpDecision(None, "device.amp=off")
     if device.type == "cuda":

@@ -1,6 +1,6 @@
 """`python -m runner.generate`: write a rendered dataset (images + metadata.yaml).
 
-    python -m runner.generate data.dir=data/khmer20k data.train_size=20000 seed=7 augment=heavy
+    python -m runner.generate data.dir=data/khmer20k data.train_size=20000 seed=7 data/augment=heavy
 
 With data.dir=null (the default) it fills the training cache under data.cache_dir, so a later
 `python -m runner` with the same settings starts without generating.

@@ -11,10 +11,25 @@ import contextlib
 import errno
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from runner.errors import ConfigError, UserError
+from runner.schema import help_field
+
+
+@dataclass
+class PathsConfig:
+    """Schema of conf/paths: where a training run writes."""
+
+    output_root: str = help_field("Where run dirs go; KHMER_OCR_OUTPUTS overrides.",
+                                  "${oc.env:KHMER_OCR_OUTPUTS,outputs}")
+
+
+def register_paths_configs(cs: Any) -> None:
+    """Store the schema conf/paths/*.yaml extend."""
+    cs.store(group="paths", name="_paths_schema", node=PathsConfig)
 
 
 class DiskFull(UserError):

@@ -1,24 +1,37 @@
-"""The one helper every typed config uses to give its fields help text.
+"""What every typed config shares: where conf/ is, and field help text.
 
-The help lives in the field's metadata, next to the default, so a schema documents itself:
-`dataclasses.fields(DataConfig)` lists every key with its meaning (the README tables and error
-messages are written from the same text).
+Choice fields are typed with a `StrEnum` whose member names are its values (as fairseq's
+ChoiceEnum): OmegaConf refuses any other value when the config is composed, listing the allowed
+ones, and the members compare equal to their strings.
 """
 
 from __future__ import annotations
 
 from dataclasses import field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import MISSING
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def conf_dir() -> Path:
+    """The conf/ folder the entry points compose from: the checkout's top-level conf/ beside runner/."""
+    return _PACKAGE_DIR.parent / "conf"
+
+
+CONF_DIR = conf_dir()
 
 
 def help_field(text: str, default: Any = MISSING, factory: Any = None) -> Any:
     """A dataclass field with `text` as its help; a list, dict or dataclass default goes in `factory`.
 
-    Without a default the field is required: OmegaConf's `???`, which Hydra reports by key when the
-    user leaves it out (and which, unlike a dataclass field without default, may follow defaults).
+    The help lives in the field's metadata, next to the default, so a schema documents itself:
+    `dataclasses.fields(DataConfig)` lists every key with its meaning. Without a default the field
+    is required: OmegaConf's `???`, which Hydra reports by key when the user leaves it out.
     """
     if factory is not None:
         return field(default_factory=factory, metadata={"help": text})
     return field(default=default, metadata={"help": text})
+

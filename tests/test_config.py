@@ -7,14 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 from hydra.utils import instantiate
+from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
 from runner.config import CONF_DIR, TrainingConfig, compose_config, validate
 from runner.errors import ConfigError
 from runner.training.utils import resolve_device
 
-GROUPS = ["model", "loss", "optimizer", "scheduler", "device", "data", "augment", "debug", "experiment",
-          "hparams_search"]
+GROUPS = ["model", "loss", "optimizer", "scheduler", "trainer", "device", "paths", "data", "data/augment", "debug",
+          "experiment", "hparams_search"]
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -75,8 +76,6 @@ def test_focal_fits_both_heads_and_ctc_model_selects_ctc_loss():
     ("trainer.early_stopping.patience=-1", "trainer.early_stopping.patience"),
     ("trainer.max_epochs=0", "trainer.max_epochs"),
     ("trainer.accumulate_grad_batches=0", "trainer.accumulate_grad_batches"),
-    ("trainer.mode=biggest", "trainer.mode"),
-    ("device.amp=fp8", "device.amp"),
     ("scheduler.warmup_fraction=1.5", "scheduler.warmup_fraction"),
     ("loss.label_smoothing=1.5", "loss.label_smoothing"),
     ("data.max_length=0", "data.max_length"),
@@ -87,6 +86,20 @@ def test_invalid_values_name_their_key(override, key):
         validate(cfg)
 
 
+@pytest.mark.parametrize("override,allowed", [
+    ("trainer.mode=biggest", "[max, min]"),
+    ("trainer.lr_scaling=cubic", "[none, linear, sqrt]"),
+    ("device.amp=fp8", "[auto, bf16, fp16, off]"),
+    ("data.kind=fold", "[generated, onthefly, folder]"),
+])
+def test_a_wrong_choice_is_refused_at_composition_listing_the_allowed_values(override, allowed):
+    with pytest.raises(ConfigCompositionException) as refused:
+        compose_config("train", [override])
+    key, value = override.split("=")
+    message = str(refused.value.__cause__)
+    assert f"Invalid value '{value}', expected one of {allowed}" in message and f"full_key: {key}" in message
+
+
 @pytest.mark.parametrize("override,message", [
     ("+trainer.max_epoch=3", "trainer.max_epoch is not an option of TrainerConfig (a key added with "
                              "+trainer.max_epoch=...); did you mean trainer.max_epochs?"),
@@ -94,7 +107,7 @@ def test_invalid_values_name_their_key(override, key):
     ("+model.hidden=64", "model.hidden is not an option of CTCModelConfig"),
     ("data.max_length=100000", "data.max_length must be <= 32 digits, got 100000"),
     ("data.image_width=100000", "data.image_width must lie in data.image_height (32)..4096, got 100000"),
-    ("trainer.monitor=val/bogus", "trainer.monitor must be one of ['val/seq_accuracy'"),
+    ("trainer.monitor=val/bogus", "trainer.monitor must be one of val/seq_accuracy, val/char_accuracy"),
     ("model.hidden_size=1000000", "hidden_size must be an even number in 2..4096, got 1000000"),
 ])
 def test_keys_added_with_plus_unknown_metrics_and_absurd_sizes_fail_before_any_work(override, message):

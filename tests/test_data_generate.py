@@ -122,7 +122,7 @@ def hydra_conf():
 
 @pytest.mark.parametrize("preset", ["none", "light", "heavy"])
 def test_augment_presets_compose_at_data_augment(hydra_conf, preset):
-    cfg = compose("generate", overrides=[f"augment={preset}"])
+    cfg = compose("generate", overrides=[f"data/augment={preset}"])
     assert OmegaConf.to_object(cfg.data.augment) == augment_preset(preset)
     assert OmegaConf.to_object(cfg.data.hard_augment) == augment_preset("heavy")
 

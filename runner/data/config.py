@@ -1,26 +1,32 @@
-"""Typed configs for the data half: what to render, how to vary it, how to load it.
+"""Typed schemas of conf/data and conf/data/augment: what to render, how to vary it, how to load it.
 
-`AugmentConfig` defaults are the `light` preset; `conf/augment/{none,heavy}.yaml` hold only what
-they change on top of it, so the YAML files and these defaults cannot drift apart.
+`AugmentConfig` defaults are the `light` preset; `conf/data/augment/{none,heavy}.yaml` hold only
+what they change on top of it, so the YAML files and these defaults cannot drift apart.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from pathlib import Path
+from enum import StrEnum
 from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 
 from runner.errors import ConfigError, require
 from runner.models.config import MAX_LABEL_LENGTH
-from runner.schema import help_field
+from runner.schema import CONF_DIR, help_field
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 BACKGROUND_KINDS = ("solid", "gradient", "noise", "paper")
-DATA_KINDS = ("generated", "onthefly", "folder")
 MAX_SPLIT_SIZE = 10_000_000
+
+
+class DataKind(StrEnum):
+    """data.kind: where samples come from."""
+
+    generated = "generated"
+    onthefly = "onthefly"
+    folder = "folder"
 
 
 @dataclass
@@ -110,7 +116,8 @@ class AugmentConfig:
 class DataConfig:
     """Where samples come from (generated on disk, rendered on the fly, or a labelled folder)."""
 
-    kind: str = help_field(f"Data source, one of {list(DATA_KINDS)}.", "generated")
+    kind: DataKind = help_field("Data source: generated (rendered once into cache_dir), onthefly (fresh renders "
+                                "every epoch) or folder (your labelled images).", DataKind.generated)
     dir: Optional[str] = help_field("generated: a dataset written by `python -m runner.generate` (null = generate "
                                "one into cache_dir); folder: a folder of images with labels.tsv.", None)
     cache_dir: str = help_field("Where generated datasets are cached, keyed by their settings; relative paths are "
@@ -131,7 +138,7 @@ class DataConfig:
                                  "text in a loose crop fills the model's rows (runner/data/preprocess.py). The model "
                                  "remembers it, so evaluation, prediction and exports preprocess the same way.", True)
     bucketing: bool = help_field("Batch images of similar width and crop every batch to its widest image: "
-                                 "padding columns cost CNN and BiLSTM time (1.35-1.47x the training images/s). The model "
+                                 "padding columns cost CNN and BiLSTM time (docs/benchmarks.md). The model "
                                  "remembers it, so evaluation, prediction and exports crop the same way.", True)
     batch_size: int = help_field("Samples per batch (per process under DDP).", 64)
     num_workers: int = help_field("DataLoader worker processes (0 = load in the training process).", 0)
@@ -151,7 +158,7 @@ class DataConfig:
     generate_workers: Optional[int] = help_field("Processes used to generate a dataset (null = all usable cores).",
                                             None)
     augment: AugmentConfig = help_field("Variation of training and val samples (choose a preset with "
-                                   "augment=none|light|heavy).", factory=AugmentConfig)
+                                   "data/augment=none|light|heavy).", factory=AugmentConfig)
     hard_augment: AugmentConfig = help_field("Variation of the val_hard split and of the hard share of training "
                                         "(default: the heavy preset).", factory=lambda: augment_preset("heavy"))
     train_hard_fraction: float = help_field("Share of training samples drawn with data.hard_augment instead of "
@@ -159,7 +166,7 @@ class DataConfig:
                                        "only). val keeps data.augment, so it still measures clean images.", 0.85)
 
     def validate(self, prefix: str = "data") -> None:
-        require(self.kind in DATA_KINDS, f"{prefix}.kind", f"must be one of {list(DATA_KINDS)}", self.kind)
+        require(self.kind in tuple(DataKind), f"{prefix}.kind", f"must be one of {', '.join(DataKind)}", self.kind)
         for key in ("train_size", "batch_size", "min_length", "max_length"):
             require(getattr(self, key) > 0, f"{prefix}.{key}", "must be > 0", getattr(self, key))
         for key in ("val_size", "hard_val_size", "num_workers"):
@@ -199,8 +206,8 @@ class GenerateConfig:
 
 
 def augment_preset(name: str) -> AugmentConfig:
-    """The AugmentConfig of `conf/augment/<name>.yaml` (the file holds changes to the light defaults)."""
-    path = CONF_DIR / "augment" / f"{name}.yaml"
+    """The AugmentConfig of `conf/data/augment/<name>.yaml` (the file holds changes to the light defaults)."""
+    path = CONF_DIR / "data" / "augment" / f"{name}.yaml"
     if not path.is_file():
         presets = sorted(p.stem for p in path.parent.glob("*.yaml") if not p.stem.startswith("_"))
         raise ConfigError(f"augment preset {name!r} not found at {path}; available: {presets}.")
@@ -226,7 +233,7 @@ def as_data_config(cfg: Union[DataConfig, DictConfig, dict]) -> DataConfig:
 
 
 def register_data_configs(cs: Any) -> None:
-    """Store the schemas the YAML files extend: data/_data_schema, augment/_augment_schema, _generate_schema."""
+    """Store the schemas the YAML files extend: data/_data_schema, data/augment/_augment_schema, _generate_schema."""
     cs.store(group="data", name="_data_schema", node=DataConfig)
-    cs.store(group="augment", name="_augment_schema", node=AugmentConfig, package="data.augment")
+    cs.store(group="data/augment", name="_augment_schema", node=AugmentConfig)
     cs.store(name="_generate_schema", node=GenerateConfig)

@@ -3,7 +3,7 @@
 Each factory is a Hydra `_target_` (instantiated with `_partial_: true`); the trainer completes
 it with the optimizer, the epoch count and the optimizer steps per epoch, so configs never
 hard-code a step count. Knobs that a schedule does not use are accepted and ignored, which keeps
-one typed schema (runner.config.SchedulerConfig) for every option.
+one typed schema (runner.training.config.SchedulerConfig) for every option.
 """
 
 from __future__ import annotations
