@@ -1,6 +1,6 @@
 """`make bench`: every benchmark of the project in one report, printed and saved as markdown.
 
-    python benchmarks/bench.py            # all sections (about half an hour on 2 busy cores)
+    python benchmarks/bench.py            # all sections (measured runtimes: docs/benchmarks.md)
     python benchmarks/bench.py --quick    # or BENCH_QUICK=1: skips 2 (time to 99%) and 5 (tuning)
 
 Sections (each a function below, each reusing a benchmarks/bench_*.py module):

@@ -357,7 +357,7 @@ def time_to_accuracy(target: float = 0.99, max_minutes: float = 15.0, output_roo
     metadata = ensure_generated_dataset(data_cfg, data_cfg.seed if data_cfg.seed is not None else cfg.seed,
                                         progress=False)
     data_s = time.perf_counter() - started
-    reused = data_s < 5.0  # a cache hit reads one file; generating 24k images takes minutes
+    reused = data_s < 5.0  # a cache hit reads one file; generating a dataset takes minutes
     started = time.perf_counter()
     results = train(cfg)
     wall_s = time.perf_counter() - started

@@ -54,7 +54,8 @@ class Augmentation:
         """The applied choices only, rounded, for metadata.yaml."""
         neutral = Augmentation()
         out: dict[str, Any] = {}
-        for key in (f.name for f in fields(self)):  # not asdict(): its deep copies cost 10% of a render
+        # not asdict(): its deep copies slow every render (docs/benchmarks.md)
+        for key in (f.name for f in fields(self)):
             value = getattr(self, key)
             if value == getattr(neutral, key) and key not in ("padding", "background"):
                 continue

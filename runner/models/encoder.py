@@ -65,8 +65,8 @@ class SequenceEncoder(nn.Module):
                            bidirectional=True, dropout=dropout if rnn_layers > 1 else 0.0)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        # channels_last makes the oneDNN convolutions ~1.4x faster on CPU (fwd+bwd), and costs
-        # nothing for a 1-channel input; later layers inherit the format.
+        # channels_last makes the oneDNN convolutions faster on CPU (fwd+bwd; docs/benchmarks.md), and
+        # costs nothing for a 1-channel input; later layers inherit the format.
         features = self.cnn(images.contiguous(memory_format=torch.channels_last))
         batch, channels, height, width = features.shape
         columns = features.permute(0, 3, 1, 2).reshape(batch, width, channels * height)
