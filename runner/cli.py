@@ -11,7 +11,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, NoReturn, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
@@ -19,6 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from runner.errors import LOW_LEVEL_EXIT_CODE, UserError, failure_paragraph, format_user_error
 from runner.outputs import write_text_atomic
+from runner.schema import CONF_DIR
 
 # Sweep workers (joblib, submitit) unpickle the task, which imports this module, and then resolve
 # hydra.sweep.dir: importing runner.config registers its ${run_id:} resolver there first.
@@ -27,7 +28,7 @@ import runner.config  # noqa: E402,F401
 log = logging.getLogger("runner")
 F = TypeVar("F", bound=Callable[[DictConfig], Any])
 
-CONFIG_PATH = "../conf"  # relative to runner/, where the entry modules live
+CONFIG_PATH = str(CONF_DIR)  # every entry point's @hydra.main(config_path=CONFIG_PATH)
 
 
 def hydra_output_dir() -> Path | None:
@@ -75,8 +76,16 @@ def failed_job_value() -> Any:
     return [worst(d) for d in direction] if isinstance(direction, (list, ListConfig)) else worst(direction)
 
 
+def exit_on_user_error(error: UserError) -> NoReturn:
+    """Print a UserError as one paragraph on stderr and exit with its code (2 by default)."""
+    log.debug("user error", exc_info=error)
+    print(format_user_error(error), file=sys.stderr)
+    sys.exit(error.exit_code)
+
+
 def entry_point(task: F) -> F:
-    """Wrap a Hydra task so failures are one clear paragraph, never a wall of traceback.
+    """Wrap a command (a Hydra task, or a plain main) so failures are one clear paragraph, never a wall
+    of traceback.
 
     Single run: a UserError prints its message and exits with its code (2 by default); any other
     exception (a oneDNN or CUDA failure, a library error) prints one paragraph naming what failed,
@@ -84,16 +93,19 @@ def entry_point(task: F) -> F:
     and exits with 1. Multirun: any failure is logged with its traceback to the
     job's log, recorded in job_status.json, and the job returns `failed_job_value()`, so the
     remaining jobs run and the sweep summary lists it as a failed row (the sweep then exits non-zero).
-    HYDRA_FULL_ERROR=1 re-raises everything untouched.
+    HYDRA_FULL_ERROR=1 re-raises everything untouched. Outside Hydra (an argparse main) nothing is
+    written: no run dir exists.
     """
 
     @functools.wraps(task)
-    def wrapper(cfg: DictConfig) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        cfg = args[0] if args and isinstance(args[0], DictConfig) else None
         started = time.time()
-        _save_resolved_config(cfg)
+        if cfg is not None:
+            _save_resolved_config(cfg)
         write_job_status("running")
         try:
-            result = task(cfg)
+            result = task(*args, **kwargs)
         except BaseException as error:  # noqa: BLE001 - reported, then re-raised or turned into a failed row
             if isinstance(error, SystemExit) and not error.code:
                 raise
@@ -106,9 +118,7 @@ def entry_point(task: F) -> F:
                 log.error("job failed: %s", message, exc_info=not isinstance(error, UserError))
                 return failed_job_value()
             if isinstance(error, UserError):
-                log.debug("user error", exc_info=True)
-                print(format_user_error(error), file=sys.stderr)
-                sys.exit(error.exit_code)
+                exit_on_user_error(error)
             if isinstance(error, Exception):  # oneDNN, CUDA, a library: one paragraph, the traceback in the log
                 print(failure_paragraph(error, *_settings_and_advice(cfg), _log_traceback(error)), file=sys.stderr)
                 sys.exit(LOW_LEVEL_EXIT_CODE)
@@ -119,8 +129,10 @@ def entry_point(task: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _settings_and_advice(cfg: DictConfig) -> tuple[str, str]:
+def _settings_and_advice(cfg: DictConfig | None) -> tuple[str, str]:
     """The device settings a low-level failure ran with, and which of them to change first."""
+    if cfg is None:
+        return "", "If it persists, report it with the traceback (HYDRA_FULL_ERROR=1 prints it)."
     device = cfg.get("device")
     if not isinstance(device, DictConfig):  # evaluate, predict, export: fp32 inference
         settings = f"device={device}, num_threads={cfg.get('num_threads')}"

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import os
-import sys
 import textwrap
 import traceback
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
-
-F = TypeVar("F", bound=Callable[..., object])
+from typing import Optional
 
 
 class UserError(Exception):
     """A problem with the user's input (config, data, checkpoint, environment).
 
-    Entry points catch it and print its message as one paragraph, without a traceback
-    (unless HYDRA_FULL_ERROR=1), then exit with status 2.
+    Entry points (runner.cli.entry_point) catch it and print its message as one paragraph, without
+    a traceback (unless HYDRA_FULL_ERROR=1), then exit with status 2.
     """
 
     exit_code = 2
@@ -79,26 +74,6 @@ def failure_paragraph(error: BaseException, settings: str = "", advice: str = ""
     trace_hint = f"The full traceback is in {log_file}" if log_file is not None else "The full traceback is not shown"
     parts.append(f"{trace_hint}; HYDRA_FULL_ERROR=1 prints it here.")
     return format_user_error(" ".join(parts), kind=type(error).__name__)
-
-
-def exit_on_user_error(main: F) -> F:
-    """Wrap an entry point so a UserError exits non-zero with one readable paragraph.
-
-    Hydra wraps exceptions raised inside a task; it re-raises them after printing a short
-    traceback unless HYDRA_FULL_ERROR=1. We intercept UserError before Hydra sees it.
-    """
-
-    @functools.wraps(main)
-    def wrapper(*args, **kwargs):
-        try:
-            return main(*args, **kwargs)
-        except UserError as error:
-            if os.environ.get("HYDRA_FULL_ERROR") == "1":
-                raise
-            print(format_user_error(error), file=sys.stderr)
-            sys.exit(error.exit_code)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def instantiate(config, *args, **kwargs):

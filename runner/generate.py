@@ -14,17 +14,17 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-import runner.config  # noqa: F401  (registers the ${run_id:} resolver used in the run dir)
 from runner.data.config import GenerateConfig, register_data_configs
 from runner.data.generate import ensure_generated_dataset, resolve_path, write_dataset
-from runner.errors import DataError, exit_on_user_error
+from runner.cli import CONFIG_PATH, entry_point
+from runner.errors import DataError
 
 log = logging.getLogger(__name__)
 register_data_configs(ConfigStore.instance())
 
 
-@hydra.main(config_path="../conf", config_name="generate", version_base="1.3")
-@exit_on_user_error  # inside hydra.main, so a UserError is reported before Hydra prints a traceback
+@hydra.main(config_path=CONFIG_PATH, config_name="generate", version_base="1.3")
+@entry_point
 def main(cfg: DictConfig) -> str:
     config: GenerateConfig = OmegaConf.to_object(cfg)
     config.data.validate()

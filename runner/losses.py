@@ -15,7 +15,8 @@ input length T. All losses compute in float32, even inside a bf16/fp16 autocast 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Mapping, Optional, Sequence
 
 import torch
@@ -24,27 +25,32 @@ from hydra.core.config_store import ConfigStore
 from torch import nn
 
 from runner.charset import BLANK, DIGITS, FIRST_DIGIT, PAD, VOCAB_SIZE
-from runner.errors import ConfigError
+from runner.errors import ConfigError, require
+from runner.schema import help_field
 
 ATTENTION_MODELS = "small, medium, large"
 LOSSES_BY_HEAD: dict[str, tuple[str, ...]] = {"attention": ("crossentropy", "focal"), "ctc": ("ctc", "focal")}
 
 
+class LossName(StrEnum):
+    """loss.name: which loss OCRLoss computes."""
+
+    crossentropy = "crossentropy"
+    ctc = "ctc"
+    focal = "focal"
+
+
 @dataclass
 class LossConfig:
-    _target_: str = field(default="runner.losses.OCRLoss", metadata={"help": "Class built by hydra.utils.instantiate."})
-    name: str = field(default="crossentropy", metadata={"help": "crossentropy | ctc | focal (focal fits both heads)."})
-    label_smoothing: float = field(
-        default=0.0, metadata={"help": "Cross-entropy/focal label smoothing in [0, 1); attention models only."}
-    )
-    gamma: float = field(default=2.0, metadata={"help": "Focal exponent: (1 - p)^gamma down-weights easy tokens."})
-    alpha: Optional[list[float]] = field(
-        default=None,
-        metadata={"help": "Focal per-class weights: 10 (digits ០..៩; EOS gets 1) or 14 (every token id); null = 1."},
-    )
-    zero_infinity: bool = field(
-        default=True, metadata={"help": "CTC: zero losses of impossible alignments (image too narrow for its label)."}
-    )
+    """Schema of conf/loss."""
+
+    _target_: str = help_field("Class built by hydra.utils.instantiate.", "runner.losses.OCRLoss")
+    name: LossName = help_field("crossentropy | ctc | focal (focal fits both heads).", LossName.crossentropy)
+    label_smoothing: float = help_field("Cross-entropy/focal label smoothing in [0, 1); attention models only.", 0.0)
+    gamma: float = help_field("Focal exponent: (1 - p)^gamma down-weights easy tokens.", 2.0)
+    alpha: Optional[list[float]] = help_field(
+        "Focal per-class weights: 10 (digits ០..៩; EOS gets 1) or 14 (every token id); null = 1.", None)
+    zero_infinity: bool = help_field("CTC: zero losses of impossible alignments (image too narrow for its label).", True)
 
 
 def register_loss_configs(cs: ConfigStore) -> None:
@@ -83,13 +89,9 @@ class OCRLoss(nn.Module):
                  alpha: Optional[Sequence[float]] = None, zero_infinity: bool = True) -> None:
         super().__init__()
         self.name = str(name)
-        if self.name not in ("crossentropy", "ctc", "focal"):
-            raise ConfigError(f"loss={self.name} is not a loss; use loss=crossentropy, loss=ctc or loss=focal "
-                              f"(conf/loss/).")
-        if not 0.0 <= float(label_smoothing) < 1.0:
-            raise ConfigError(f"loss.label_smoothing={label_smoothing} must be in [0, 1).")
-        if float(gamma) < 0:
-            raise ConfigError(f"loss.gamma={gamma} must be >= 0 (0 turns focal loss into cross-entropy).")
+        require(self.name in tuple(LossName), "loss.name", f"must be one of {', '.join(LossName)} (conf/loss/)", name)
+        require(0.0 <= float(label_smoothing) < 1.0, "loss.label_smoothing", "must be in [0, 1)", label_smoothing)
+        require(float(gamma) >= 0, "loss.gamma", "must be >= 0 (0 turns focal loss into cross-entropy)", gamma)
         self.label_smoothing = float(label_smoothing)
         self.gamma = float(gamma)
         self.zero_infinity = bool(zero_infinity)

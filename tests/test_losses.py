@@ -108,7 +108,7 @@ def test_focal_picks_variant_from_the_model():
 
 
 def test_bad_loss_options_are_config_errors():
-    with pytest.raises(ConfigError, match="loss=dice is not a loss"):
+    with pytest.raises(ConfigError, match="loss.name must be one of crossentropy, ctc, focal"):
         OCRLoss("dice")
     with pytest.raises(ConfigError, match=r"loss.alpha=.* must be 10"):
         OCRLoss("focal", alpha=[1.0, 2.0])

@@ -20,7 +20,7 @@ from runner.data.fonts import FontSpec, load_font, package_font_path
 from runner.data.generate import data_fonts, plan_splits
 from runner.data.preprocess import preprocess_image_uint8
 from runner.data.render import render_sample, sample_key
-from runner.errors import exit_on_user_error
+from runner.cli import entry_point
 
 CELL_WIDTH, IMAGE_BOX, LABEL_HEIGHT, GAP = 280, 72, 22, 8
 
@@ -58,7 +58,7 @@ def sample_grid(cfg: DataConfig, seed: int, count: int = 40, columns: int = 4, s
     return grid
 
 
-@exit_on_user_error
+@entry_point
 def main(argv: Sequence[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default=None,

@@ -10,26 +10,25 @@ Every model has `head` ("attention" or "ctc"), `name`, `max_length`, `forward`, 
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import runner
 from runner.errors import ConfigError
 from runner.models.attention import AttentionOCR
 from runner.models.config import DEFAULT_DATA, SCHEMAS, AttentionModelConfig, CTCModelConfig, register_model_configs
 from runner.models.ctc import CRNN
 from runner.models.encoder import OCRModel
 from runner.models.registry import MODEL_CLASSES, model_from_config
+from runner.schema import CONF_DIR
 
 __all__ = [
     "AttentionOCR", "CRNN", "OCRModel", "AttentionModelConfig", "CTCModelConfig", "MODEL_CLASSES", "available_presets",
     "create_model", "model_from_config", "preset_config", "register_model_configs",
 ]
 
-MODEL_CONF_DIR = Path(runner.__file__).resolve().parent.parent / "conf" / "model"
+MODEL_CONF_DIR = CONF_DIR / "model"
 
 
 def available_presets() -> list[str]:

@@ -13,7 +13,7 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from runner.errors import UserError, exit_on_user_error
+from runner.errors import UserError
 
 
 class RunDirInUse(UserError):
@@ -34,6 +34,10 @@ def check_run_dir_free(output_dir: Path, resume: Optional[str]) -> None:
 class RunDirGuard(Callback):
     """Hydra callback (conf/train.yaml): refuse a taken run dir before the job's files are written."""
 
-    @exit_on_user_error
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        check_run_dir_free(Path(config.hydra.run.dir), config.get("resume"))
+        from runner.cli import exit_on_user_error  # the entry points' reporter; cli imports the trainer
+
+        try:
+            check_run_dir_free(Path(config.hydra.run.dir), config.get("resume"))
+        except UserError as error:  # before the task's own entry_point: Hydra would print a traceback
+            exit_on_user_error(error)
