@@ -1,4 +1,4 @@
-"""`python -m runner [overrides]`: train a model (see conf/train.yaml and README)."""
+"""`python -m runner [overrides]`: train a model (see conf/train.yaml and README.md)."""
 
 from __future__ import annotations
 

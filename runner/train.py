@@ -23,8 +23,8 @@ log = logging.getLogger("runner")
 
 
 ONE_FAMILY_COST = ("a model trained on the pip Noto Sans Khmer alone read 45% of numbers printed in font families it "
-                   "never saw, against 97% for one trained with both Debian packages (independent held-out set, README "
-                   "'Fonts')")
+                   "never saw, against 97% for one trained with both Debian packages (independent held-out set, "
+                   "docs/data.md 'Fonts')")
 
 
 def announce_fonts(data_cfg: DictConfig) -> None:

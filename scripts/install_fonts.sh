@@ -46,5 +46,5 @@ if (cd "$work" && apt-get download "${PACKAGES[@]}" >/dev/null 2>&1); then
   fi
 fi
 echo "fonts: WARNING: could not fetch ${PACKAGES[*]} (no package index or network?)." >&2
-echo "fonts: training will use the pip Noto Sans Khmer alone and reads unseen font families far worse (README)." >&2
+echo "fonts: training will use the pip Noto Sans Khmer alone and reads unseen font families far worse (docs/data.md, Fonts)." >&2
 exit 0
