@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from runner.config import compose_config
 from runner.data.config import as_data_config
-from runner.data.dataset import ImageListDataset, WidthBucketBatchSampler, build_datasets, make_loader, set_loader_epoch
+from runner.data.datasets import ImageListDataset, WidthBucketBatchSampler, build_datasets, make_loader, set_loader_epoch
 from runner.data.preprocess import CROP_MULTIPLE, MIN_CROP_WIDTH
 from runner.data.generate import ensure_generated_dataset, read_metadata
 from runner.errors import instantiate

@@ -5,7 +5,7 @@ and `load_image` so every caller feeds the model the same way.
 """
 
 from runner.data.config import AugmentConfig, DataConfig, as_data_config, augment_preset, register_data_configs
-from runner.data.dataset import (KhmerDigitsDataset, LabeledFolderDataset, OnTheFlyDataset, build_data_loaders,
+from runner.data.datasets import (KhmerDigitsDataset, LabeledFolderDataset, OnTheFlyDataset, build_data_loaders,
                                  collate_batch, create_data_loaders, make_loader, read_labels_tsv,
                                  set_loader_epoch)
 from runner.data.fonts import FontSpec, discover_fonts

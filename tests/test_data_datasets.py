@@ -7,9 +7,9 @@ import yaml
 from PIL import Image
 
 from runner.charset import EOS, PAD, SOS, encode
-from runner.data import dataset as dataset_module
+from runner.data import datasets as dataset_module
 from runner.data.config import DataConfig, augment_preset
-from runner.data.dataset import (KhmerDigitsDataset, LabeledFolderDataset, OnTheFlyDataset, WidthBucketBatchSampler,
+from runner.data.datasets import (KhmerDigitsDataset, LabeledFolderDataset, OnTheFlyDataset, WidthBucketBatchSampler,
                                  build_data_loaders, collate_batch, create_data_loaders, make_loader, set_loader_epoch)
 from runner.data.preprocess import crop_to_content
 from runner.data.fonts import discover_fonts
