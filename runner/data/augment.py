@@ -54,7 +54,7 @@ class Augmentation:
         """The applied choices only, rounded, for metadata.yaml."""
         neutral = Augmentation()
         out: dict[str, Any] = {}
-        for key in (f.name for f in fields(self)):  # not asdict(): its deep copies cost 10% of a render
+        for key in (f.name for f in fields(self)):  # not asdict(): it deep-copies every field of every render
             value = getattr(self, key)
             if value == getattr(neutral, key) and key not in ("padding", "background"):
                 continue
