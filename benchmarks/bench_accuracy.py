@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: the
 
 import bench_inference  # noqa: E402
 from runner.data.config import DataConfig  # noqa: E402
-from runner.data.dataset import build_datasets  # noqa: E402
+from runner.data.splits import build_datasets  # noqa: E402
 from runner.inference import evaluate_dataset, evaluation_data_config, evaluation_seed, load_predictor  # noqa: E402
 
 SPLITS = {"val": "clean, training fonts", "val_hard": "heavy degradation, training fonts",

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from runner.data.config import DataConfig, augment_preset
-from runner.data.dataset import KhmerDigitsDataset, make_loader
+from runner.data.datasets import KhmerDigitsDataset
+from runner.data.loaders import make_loader
 from runner.data.generate import data_fonts, default_workers, generate_dataset
 from runner.data.preprocess import preprocess_image_uint8
 from runner.data.render import render_sample, sample_key

@@ -36,8 +36,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from runner.config import compose_config
-from runner.data.config import as_data_config
-from runner.data.dataset import ImageListDataset, WidthBucketBatchSampler, build_datasets, make_loader, set_loader_epoch
+from runner.data.config import as_data_config, data_seed
+from runner.data.datasets import ImageListDataset
+from runner.data.loaders import make_loader, set_loader_epoch
+from runner.data.samplers import WidthBucketBatchSampler
+from runner.data.splits import build_datasets
 from runner.data.preprocess import CROP_MULTIPLE, MIN_CROP_WIDTH
 from runner.data.generate import ensure_generated_dataset, read_metadata
 from runner.errors import instantiate
@@ -158,7 +161,7 @@ class SetupFactory:
         data_cfg = as_data_config(cfg.data)
         key = data_cfg.kind
         if key not in self._datasets:
-            datasets = build_datasets(data_cfg, data_cfg.seed if data_cfg.seed is not None else cfg.seed)
+            datasets = build_datasets(data_cfg, data_seed(data_cfg, cfg.seed))
             train = datasets["train"]
             if isinstance(train, ImageListDataset):
                 train.fill_cache()  # decode every PNG once (logged): timings see the steady state
@@ -354,8 +357,7 @@ def time_to_accuracy(target: float = 0.99, max_minutes: float = 15.0, output_roo
                                    "trainer.progress_bar=false", *overrides])
     data_cfg = as_data_config(cfg.data)
     started = time.perf_counter()
-    metadata = ensure_generated_dataset(data_cfg, data_cfg.seed if data_cfg.seed is not None else cfg.seed,
-                                        progress=False)
+    metadata = ensure_generated_dataset(data_cfg, data_seed(data_cfg, cfg.seed), progress=False)
     data_s = time.perf_counter() - started
     reused = data_s < 5.0  # a cache hit reads one file; generating a dataset takes minutes
     started = time.perf_counter()

@@ -14,7 +14,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from runner.data.config import GenerateConfig, register_data_configs
+from runner.data.config import GenerateConfig, data_seed, register_data_configs
 from runner.data.generate import ensure_generated_dataset, resolve_path, write_dataset
 from runner.cli import CONFIG_PATH, entry_point
 from runner.errors import DataError
@@ -28,7 +28,7 @@ register_data_configs(ConfigStore.instance())
 def main(cfg: DictConfig) -> str:
     config: GenerateConfig = OmegaConf.to_object(cfg)
     config.data.validate()
-    seed = config.data.seed if config.data.seed is not None else config.seed
+    seed = data_seed(config.data, config.seed)
     if config.data.dir is None:
         metadata = ensure_generated_dataset(config.data, seed)
     else:

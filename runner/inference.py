@@ -37,7 +37,9 @@ from runner import __version__
 from runner.charset import charset_signature, check_charset
 from runner.config import TrainingConfig
 from runner.data.config import AugmentConfig, DataConfig, as_data_config, register_data_configs
-from runner.data.dataset import KhmerDigitsDataset, LabeledFolderDataset, build_datasets, make_loader
+from runner.data.datasets import KhmerDigitsDataset, LabeledFolderDataset
+from runner.data.loaders import make_loader
+from runner.data.splits import build_datasets
 from runner.data.generate import data_fonts, resolve_path
 from runner.data.preprocess import (CROP_MULTIPLE, MIN_CROP_WIDTH, content_width, crop_to_content, load_image,
                                     preprocess_image)

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from runner.charset import decode, encode
 from runner.data import generate as generate_module
 from runner.data.config import CONF_DIR, AugmentConfig, DataConfig, augment_preset, register_data_configs
-from runner.data.dataset import KhmerDigitsDataset
+from runner.data.datasets import KhmerDigitsDataset
 from runner.data.generate import (SplitPlan, data_fonts, ensure_generated_dataset, plan_splits, read_metadata,
                                   remove_abandoned_folders, write_dataset)
 from runner.data.render import render_sample, sample_key

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from runner.data import pixel_store
-from runner.data.dataset import KhmerDigitsDataset
+from runner.data.datasets import KhmerDigitsDataset
 
 SPLITS = ["train", "val", "val_hard"]
 

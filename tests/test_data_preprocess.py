@@ -7,7 +7,8 @@ from PIL import Image, ImageOps
 
 from runner.data.config import AugmentConfig, augment_preset
 from runner.data.fonts import discover_fonts
-from runner.data.preprocess import load_image, preprocess_image, preprocess_image_uint8
+from runner.data.preprocess import (content_width, content_widths, crop_to_content, load_image, preprocess_image,
+                                    preprocess_image_uint8)
 from runner.data.render import render_sample, sample_key
 from runner.errors import DataError
 
@@ -140,3 +141,30 @@ def test_text_crop_ignores_background_noise_and_stray_specks():
 
 def test_text_crop_of_a_blank_image_is_blank():
     assert not preprocess_image_uint8(Image.new("L", (200, 60), 255), text_crop=True).any()
+
+
+def ink_batch(*ink_columns: int) -> torch.Tensor:
+    """A batch [B, 1, 32, 128] whose image b has ink in its first ink_columns[b] columns."""
+    images = torch.zeros(len(ink_columns), 1, 32, 128)
+    for row, columns in enumerate(ink_columns):
+        images[row, ..., :columns] = 0.5
+    return images
+
+
+def test_crop_to_content_cuts_to_the_widest_ink_rounded_up_to_four():
+    assert crop_to_content(ink_batch(10, 45)).shape[-1] == 48
+    assert crop_to_content(ink_batch(5)).shape[-1] == 32  # never below the encoder's minimum
+    assert crop_to_content(ink_batch(0)).shape[-1] == 32  # a blank image
+    assert crop_to_content(ink_batch(128)).shape[-1] == 128
+    images = ink_batch(10, 45)
+    assert torch.equal(crop_to_content(images), images[..., :48])
+
+
+def test_content_widths_measure_each_image_by_the_rule_of_the_batch_width():
+    images = ink_batch(10, 45, 0, 128, 3)
+    images[1, 0, 7, 60] = 0.01  # a single faint pixel further right still counts as ink
+    assert content_widths(images, multiple=1, min_width=1).tolist() == [10, 61, 1, 128, 3]
+    assert content_widths(images).tolist() == [32, 64, 32, 128, 32]
+    assert content_width(images) == 128 and content_width(images[:3]) == 64 == content_widths(images[1:2])[0]
+    pixels = (images[:, 0] * 255).to(torch.uint8)  # the uint8 [N, H, W] of a dataset's memory cache
+    assert torch.equal(content_widths(pixels, multiple=1, min_width=1), content_widths(images, multiple=1, min_width=1))

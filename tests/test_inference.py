@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from runner.data.dataset import KhmerDigitsDataset
+from runner.data.datasets import KhmerDigitsDataset
 from runner.data.fonts import package_font_path
 from runner.data.preprocess import crop_to_content, load_image, preprocess_image
 from runner.errors import CheckpointError, DataError

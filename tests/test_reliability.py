@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 
 from runner.config import CONF_DIR, compose_config, register_configs
-from runner.data.dataset import LabeledFolderDataset, collate_batch, make_loader
+from runner.data.datasets import LabeledFolderDataset
+from runner.data.loaders import collate_batch, make_loader
 from runner.errors import CheckpointError, UserError, format_user_error
 from runner.models import create_model
 from runner.training import OCRTrainer

@@ -5,11 +5,11 @@ and `load_image` so every caller feeds the model the same way.
 """
 
 from runner.data.config import AugmentConfig, DataConfig, as_data_config, augment_preset, register_data_configs
-from runner.data.dataset import (KhmerDigitsDataset, LabeledFolderDataset, OnTheFlyDataset, build_data_loaders,
-                                 collate_batch, create_data_loaders, make_loader, read_labels_tsv,
-                                 set_loader_epoch)
+from runner.data.datasets import KhmerDigitsDataset, LabeledFolderDataset, read_labels_tsv
 from runner.data.fonts import FontSpec, discover_fonts
 from runner.data.generate import ensure_generated_dataset, generate_dataset
+from runner.data.loaders import build_data_loaders, collate_batch, create_data_loaders, make_loader, set_loader_epoch
+from runner.data.onthefly import OnTheFlyDataset
 from runner.data.preprocess import load_image, preprocess_image, preprocess_image_uint8, uint8_to_tensor
 
 __all__ = [

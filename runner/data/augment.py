@@ -54,8 +54,7 @@ class Augmentation:
         """The applied choices only, rounded, for metadata.yaml."""
         neutral = Augmentation()
         out: dict[str, Any] = {}
-        # not asdict(): its deep copies slow every render (docs/benchmarks.md)
-        for key in (f.name for f in fields(self)):
+        for key in (f.name for f in fields(self)):  # not asdict(): it deep-copies every field of every render
             value = getattr(self, key)
             if value == getattr(neutral, key) and key not in ("padding", "background"):
                 continue

@@ -232,6 +232,12 @@ def as_data_config(cfg: Union[DataConfig, DictConfig, dict]) -> DataConfig:
     return cfg
 
 
+def data_seed(data: Any, run_seed: int) -> int:
+    """The seed data is generated and rendered from: `data.seed` when set (one dataset shared by a seed
+    sweep), else the run's seed. `data` is a DataConfig or the `data` node of a Hydra config."""
+    return data.seed if data.seed is not None else run_seed
+
+
 def register_data_configs(cs: Any) -> None:
     """Store the schemas the YAML files extend: data/_data_schema, data/augment/_augment_schema, _generate_schema."""
     cs.store(group="data", name="_data_schema", node=DataConfig)

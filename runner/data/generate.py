@@ -180,7 +180,7 @@ def _render_one(task: tuple[str, int]) -> dict[str, Any]:
                                 _WORKER["min_length"], _WORKER["max_length"])
     relative = image_name(split, index)
     # Stored as grayscale: the model sees grayscale anyway (preprocess_image) and noisy RGB PNGs are
-    # three times larger. Pillow writes no timestamps, so equal pixels give equal bytes.
+    # much larger. Pillow writes no timestamps, so equal pixels give equal bytes.
     gray = image.convert("L")
     gray.save(_WORKER["out_dir"] / relative, format="PNG", compress_level=3)
     # what a dataset would compute from the (lossless) PNG, stored so training never decodes it

@@ -35,6 +35,7 @@ in-memory caches; `uint8_to_tensor` finishes the job, for one image or a stack o
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -208,13 +209,20 @@ CROP_MULTIPLE = 4
 MIN_CROP_WIDTH = 32
 
 
+def content_widths(images: torch.Tensor, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH
+                   ) -> torch.Tensor:
+    """For each image of `images` [N, ..., W]: its columns up to the last one holding ink, rounded
+    up to `multiple`, at least `min_width` and at most W (int64 [N])."""
+    count, width = images.shape[0], images.shape[-1]
+    ink = images.reshape(count, math.prod(images.shape[1:-1]), width).amax(dim=1) > 0  # [N, W]: columns with ink
+    used = torch.where(ink.any(dim=1), width - ink.flip(-1).to(torch.uint8).argmax(dim=1), 0)
+    return (-(-used // multiple) * multiple).clamp(min=min_width).clamp(max=width)
+
+
 def content_width(images: torch.Tensor, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH) -> int:
     """Columns of `images` [..., W] up to the last one holding ink in any image, rounded up to
-    `multiple`, at least `min_width` and at most W."""
-    width = images.shape[-1]
-    columns = images.reshape(-1, width).amax(dim=0) > 0
-    used = int(columns.nonzero()[-1]) + 1 if bool(columns.any()) else 0
-    return min(width, max(min_width, -(-used // multiple) * multiple))
+    `multiple`, at least `min_width` and at most W (`content_widths` of them as one image)."""
+    return int(content_widths(images.reshape(1, -1, images.shape[-1]), multiple, min_width)[0])
 
 
 def crop_to_content(images: torch.Tensor, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH

@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from runner.data.dataset import set_loader_epoch
+from runner.data.loaders import set_loader_epoch
 from runner.device import resolve_amp
 from runner.errors import CheckpointError, UserError, instantiate
 from runner.training.checkpoint import CheckpointManager, build_checkpoint, git_commit, load_checkpoint
