@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: the
 import bench_inference  # noqa: E402
 from runner.data.config import DataConfig  # noqa: E402
 from runner.data.splits import build_datasets  # noqa: E402
-from runner.inference import evaluate_dataset, evaluation_data_config, evaluation_seed, load_predictor  # noqa: E402
+from runner.inference.evaluation import evaluate_dataset, evaluation_data_config, evaluation_seed  # noqa: E402
+from runner.inference.predictors import load_predictor  # noqa: E402
 
 SPLITS = {"val": "clean, training fonts", "val_hard": "heavy degradation, training fonts",
           "val_unseen_fonts": "clean, held-out font families", "val_hard_unseen_fonts": "heavy degradation, held-out "

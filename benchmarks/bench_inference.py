@@ -34,8 +34,9 @@ import torch
 
 from runner.charset import DIGITS, to_khmer
 from runner.data.preprocess import preprocess_image
-from runner.inference import (OnnxPredictor, Predictor, TorchPredictor, check_parity, checkpoint_metadata,
-                              export_onnx, render_images)
+from runner.inference.export import check_parity, export_onnx, render_images
+from runner.inference.metadata import checkpoint_metadata
+from runner.inference.predictors import OnnxPredictor, Predictor, TorchPredictor
 from runner.models import available_presets, create_model
 from runner.training.checkpoint import build_checkpoint
 
@@ -141,7 +142,7 @@ def bench_inference(presets: Optional[Sequence[str]] = None, threads: int = 2, b
                     dynamo: bool = True) -> list[dict[str, Any]]:
     """Measure every preset with PyTorch and ONNX Runtime (and Tesseract); print a markdown table, return rows."""
     torch.set_num_threads(threads)
-    torch.set_flush_denormal(True)  # as runner.inference.load_predictor does for real checkpoints
+    torch.set_flush_denormal(True)  # as runner.inference.predictors.load_predictor does for real checkpoints
     samples = render_images(images, MAX_LENGTH, seed=7)
     started = time.perf_counter()
     batch = torch.stack([preprocess_image(image, HEIGHT, WIDTH, text_crop=True) for image, _ in samples])

@@ -21,10 +21,10 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner.cli import CONFIG_PATH, entry_point, hydra_output_dir
-from runner.inference import (check_positive, evaluate_dataset, evaluation_data_config, evaluation_dataset,
-                              evaluation_seed,
-                              format_report_table, load_predictor, metrics_report, register_inference_configs,
-                              write_evaluation)
+from runner.inference.config import check_inference_config, register_inference_configs
+from runner.inference.evaluation import (evaluate_dataset, evaluation_data_config, evaluation_dataset,
+                                         evaluation_seed, format_report_table, metrics_report, write_evaluation)
+from runner.inference.predictors import load_predictor
 
 log = logging.getLogger("runner.evaluate")
 register_inference_configs()
@@ -32,8 +32,7 @@ register_inference_configs()
 
 def evaluate(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Evaluate cfg.checkpoint on the chosen split; returns the metrics.json content."""
-    check_positive(cfg.batch_size, "batch_size")
-    check_positive(cfg.num_threads, "num_threads")
+    check_inference_config(cfg)
     predictor = load_predictor(cfg.checkpoint, cfg.device, cfg.num_threads)
     data, from_training = evaluation_data_config(cfg.data, predictor, overrides)
     seed = evaluation_seed(predictor, data, cfg.seed)

@@ -16,10 +16,12 @@ from omegaconf import DictConfig
 
 from runner.cli import CONFIG_PATH, entry_point
 from runner.data.generate import resolve_path
-from runner.errors import ConfigError
-from runner.inference import (OnnxPredictor, TorchPredictor, TorchScriptPredictor, check_parity, check_positive,
-                              export_onnx, export_torchscript, load_predictor, predictor_files,
-                              register_inference_configs, rendered_images, sidecar_path, write_sidecar)
+from runner.errors import ConfigError, require
+from runner.inference.config import register_inference_configs
+from runner.inference.export import check_parity, export_onnx, export_torchscript, rendered_images
+from runner.inference.metadata import sidecar_path, write_sidecar
+from runner.inference.predictors import (OnnxPredictor, TorchPredictor, TorchScriptPredictor, load_predictor,
+                                         predictor_files)
 from runner.outputs import atomic_path, check_output
 
 log = logging.getLogger("runner.export")
@@ -29,9 +31,8 @@ SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 
 def export(cfg: DictConfig) -> Path:
     """Export cfg.checkpoint, check parity, write the sidecar; returns the exported file."""
-    if cfg.format not in SUFFIXES:
-        raise ConfigError(f"format={cfg.format!r} is not supported; use format=onnx or format=torchscript.")
-    check_positive(cfg.parity_images, "parity_images")
+    require(cfg.format in SUFFIXES, "format", "must be onnx or torchscript", cfg.format)
+    require(cfg.parity_images > 0, "parity_images", "must be > 0", cfg.parity_images)
     predictor = load_predictor(cfg.checkpoint, device="cpu")
     if not isinstance(predictor, TorchPredictor):
         raise ConfigError(f"checkpoint={cfg.checkpoint} is already an exported model; export from the .pt "

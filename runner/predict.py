@@ -18,8 +18,9 @@ from omegaconf import DictConfig
 
 from runner.cli import CONFIG_PATH, entry_point
 from runner.data.generate import resolve_path
-from runner.inference import (PredictionFailures, check_positive, discover_images, load_predictor, predict_files,
-                              predictor_files, register_inference_configs)
+from runner.inference.config import check_inference_config, register_inference_configs
+from runner.inference.files import PredictionFailures, discover_images, predict_files
+from runner.inference.predictors import load_predictor, predictor_files
 from runner.outputs import atomic_path, check_output
 
 log = logging.getLogger("runner.predict")
@@ -28,8 +29,7 @@ register_inference_configs()
 
 def predict(cfg: DictConfig) -> int:
     """Predict every image of cfg.inputs; returns the number of images read."""
-    check_positive(cfg.batch_size, "batch_size")
-    check_positive(cfg.num_threads, "num_threads")
+    check_inference_config(cfg)
     images = discover_images(cfg.inputs)
     predictor = load_predictor(cfg.checkpoint, cfg.device, cfg.num_threads)
     output = check_output(resolve_path(cfg.output), "output", overwrite=cfg.overwrite,

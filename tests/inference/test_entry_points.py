@@ -1,0 +1,99 @@
+"""The commands built on runner/inference/ (runner.predict, runner.evaluate, runner.export): their checks in
+process, then each end to end in a subprocess."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from runner.config import compose_config
+from runner.data.datasets import KhmerDigitsDataset
+from runner.errors import ConfigError
+from runner.inference.evaluation import evaluate_dataset
+from runner.inference.metadata import sidecar_path
+from runner.training.checkpoint import git_commit
+
+ROOT = Path(__file__).resolve().parents[2]
+LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<text>[០-៩]*)\t(?P<confidence>[01]\.\d{4})$")
+
+
+@pytest.mark.parametrize("module, overrides, message", [
+    ("predict", ["inputs=missing", "batch_size=0"], "batch_size must be > 0"),
+    ("evaluate", ["num_threads=0"], "num_threads must be > 0 or null"),
+    ("export", ["format=zip"], "format must be onnx or torchscript, got 'zip'"),
+    ("export", ["parity_images=0"], "parity_images must be > 0"),
+])
+def test_entry_points_check_their_values_before_reading_anything(module, overrides, message, tmp_path):
+    from runner import evaluate, export, predict
+
+    task = {"predict": predict.predict, "evaluate": lambda cfg: evaluate.evaluate(cfg, tmp_path),
+            "export": export.export}[module]
+    with pytest.raises(ConfigError, match=message):  # the checkpoint does not exist: it was never opened
+        task(compose_config(module, [f"checkpoint={tmp_path / 'missing.pt'}", *overrides]))
+
+
+def test_evaluate_reports_the_scores_of_its_split(checkpoint, predictor, tiny_dataset, tmp_path):
+    from runner.evaluate import evaluate
+
+    overrides = [f"checkpoint={checkpoint}", f"metadata={tiny_dataset}", "split=val_hard", "batch_size=4"]
+    report = evaluate(compose_config("evaluate", overrides), tmp_path, overrides)
+    expected = evaluate_dataset(predictor, KhmerDigitsDataset(tiny_dataset, "val_hard"), batch_size=4).compute()
+    assert report["metrics"] == pytest.approx(expected) and report["metrics"]["count"] == 6
+    assert report["data"] == {"source": f"{tiny_dataset} [val_hard]", "split": "val_hard", "seed": 1234,
+                              "from_training": False}
+    assert json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))["data"] == report["data"]
+
+
+# --------------------------------------------------------------------------- subprocesses
+def run_cli(module: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", module, *overrides, f"hydra.run.dir={cwd / 'run'}"], cwd=ROOT,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_predict_cli_prints_only_predictions_and_exits_1_on_a_broken_file(checkpoint, image_folder, tmp_path):
+    result = run_cli("runner.predict", f"checkpoint={checkpoint.parent.parent}", f"inputs={image_folder}",
+                     "batch_size=2", cwd=tmp_path)  # a run dir resolves to its checkpoints/best.pt
+    assert result.returncode == 1, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 7 and all(LINE.match(line) for line in lines), result.stdout
+    assert "broken.png\t\t0.0000" in lines
+    assert "skipping broken.png" in result.stderr and "1 of 7 input files could not be read" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_predict_cli_refuses_a_file_that_is_not_a_checkpoint(image_folder, tmp_path):
+    (tmp_path / "model.pt").write_bytes(os.urandom(256))
+    result = run_cli("runner.predict", f"checkpoint={tmp_path / 'model.pt'}", f"inputs={image_folder}",
+                     cwd=tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "error (CheckpointError):" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_cli_writes_report_into_its_run_dir(checkpoint, tiny_dataset, tmp_path):
+    result = run_cli("runner.evaluate", f"checkpoint={checkpoint}", f"data.dir={tiny_dataset.parent}",
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"seq_accuracy\s+\d\.\d{4}", result.stdout) and "digit" in result.stdout
+    report = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
+    assert report["data"]["split"] == "val" and report["metrics"]["count"] == 8
+    assert {p.name for p in (tmp_path / "run").iterdir()} >= {"confusion_matrix.png", "worst_errors.tsv",
+                                                                "evaluate.log"}
+
+
+def test_export_cli_writes_model_and_sidecar(checkpoint, tmp_path):
+    output = tmp_path / "model.torchscript.pt"
+    result = run_cli("runner.export", f"checkpoint={checkpoint}", "format=torchscript", f"output={output}",
+                     "parity_images=4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "identical texts" in result.stdout and "max abs logit difference" in result.stdout
+    sidecar = json.loads(sidecar_path(output).read_text(encoding="utf-8"))
+    assert sidecar["model"]["name"] == "small" and sidecar["model"]["head"] == "attention"
+    assert sidecar["preprocess"] == {"height": 32, "width": 128, "crop": False, "text_crop": False} and sidecar["max_length"] == 8
+    assert sidecar["charset"]["tokens"][4:] == list("០១២៣៤៥៦៧៨៩")
+    assert sidecar["source_checkpoint"] == str(checkpoint) and sidecar["git_commit"] == git_commit()
+    assert sidecar["export"]["format"] == "torchscript"
