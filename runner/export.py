@@ -31,7 +31,6 @@ SUFFIXES = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 
 def export(cfg: DictConfig) -> Path:
     """Export cfg.checkpoint, check parity, write the sidecar; returns the exported file."""
-    require(cfg.format in SUFFIXES, "format", "must be onnx or torchscript", cfg.format)
     require(cfg.parity_images > 0, "parity_images", "must be > 0", cfg.parity_images)
     predictor = load_predictor(cfg.checkpoint, device="cpu")
     if not isinstance(predictor, TorchPredictor):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from hydra.errors import ConfigCompositionException
 
 from runner.config import compose_config
 from runner.data.datasets import KhmerDigitsDataset
@@ -24,7 +25,6 @@ LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<text>[០-៩]*)\t(?P<confidence>[01]
 @pytest.mark.parametrize("module, overrides, message", [
     ("predict", ["inputs=missing", "batch_size=0"], "batch_size must be > 0"),
     ("evaluate", ["num_threads=0"], "num_threads must be > 0 or null"),
-    ("export", ["format=zip"], "format must be onnx or torchscript, got 'zip'"),
     ("export", ["parity_images=0"], "parity_images must be > 0"),
 ])
 def test_entry_points_check_their_values_before_reading_anything(module, overrides, message, tmp_path):
@@ -34,6 +34,16 @@ def test_entry_points_check_their_values_before_reading_anything(module, overrid
             "export": export.export}[module]
     with pytest.raises(ConfigError, match=message):  # the checkpoint does not exist: it was never opened
         task(compose_config(module, [f"checkpoint={tmp_path / 'missing.pt'}", *overrides]))
+
+
+@pytest.mark.parametrize("module, override, allowed", [
+    ("export", "format=zip", "[onnx, torchscript]"),
+    ("evaluate", "split=test", "[val, val_hard, val_unseen_fonts, val_hard_unseen_fonts, train]"),
+])
+def test_a_wrong_choice_is_refused_when_the_config_is_composed(module, override, allowed, tmp_path):
+    with pytest.raises(ConfigCompositionException) as refused:
+        compose_config(module, [f"checkpoint={tmp_path / 'missing.pt'}", override])
+    assert f"expected one of {allowed}" in str(refused.value.__cause__)
 
 
 def test_evaluate_reports_the_scores_of_its_split(checkpoint, predictor, tiny_dataset, tmp_path):
