@@ -42,7 +42,8 @@ import bench_training  # noqa: E402
 
 from runner.config import compose_config  # noqa: E402
 from runner.device import cpu_model, decide_amp, isa_summary  # noqa: E402
-from runner.training.base_trainer import TrainingInterrupted  # noqa: E402
+from runner.training.checkpoint import run_checkpoint  # noqa: E402
+from runner.training.guards import TrainingInterrupted  # noqa: E402
 
 log = logging.getLogger("bench")
 OUTPUT_DIR = Path("outputs/bench")
@@ -201,7 +202,7 @@ def run(quick: bool, max_minutes: float = 15.0, output_dir: Path = OUTPUT_DIR, s
     sections[4], _ = timed("4. Data: generation and loading speed, time waiting for data",
                            lambda: section_data(generated, overhead, tuning, quick))
     if checkpoint is None and time_to is not None:
-        checkpoint = Path(time_to["output_dir"]) / "checkpoints" / "best.pt"
+        checkpoint = run_checkpoint(time_to["output_dir"], "best")
     accuracy: Optional[list[dict[str, Any]]] = None
     if checkpoint is None:
         sections[6] = ("## 6. Accuracy next to Tesseract 5\n\nSkipped: no model (section 2 did not run and no "

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -26,12 +26,16 @@ from rapidfuzz.distance import Levenshtein
 
 from runner.charset import DIGITS, decode
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 # What the trainer logs per epoch and trainer.monitor may name (checked before any data is prepared).
 MONITORABLE_METRICS = ("val/seq_accuracy", "val/char_accuracy", "val/cer", "val/norm_edit_distance", "val/loss",
                        "train/seq_accuracy", "train/loss")
 
 NONE = len(DIGITS)  # row/column of the confusion matrix for "no character" (insertion/deletion)
 CLASS_LABELS: tuple[str, ...] = tuple(DIGITS) + ("∅",)
+CONFUSION_TITLE = "Digit confusion (rows: truth, columns: prediction)"
 _DIGIT_INDEX = {char: index for index, char in enumerate(DIGITS)}
 _COUNTERS = ("count", "exact", "reference_chars", "predicted_chars", "matched", "substitutions", "insertions",
              "deletions", "confidence_count")
@@ -63,16 +67,19 @@ def normalized_edit_distance(prediction: str, target: str) -> float:
 
 
 def calculate_character_accuracy(predictions: Texts, targets: Texts) -> float:
-    """Matched aligned characters / reference characters (see module docstring)."""
-    metrics = OCRMetrics(worst_k=0)
-    metrics.update(predictions, targets)
-    return metrics.compute()["char_accuracy"]
+    """Matched aligned characters / reference characters: OCRMetrics' char_accuracy (see module docstring)."""
+    return _scores(predictions, targets)["char_accuracy"]
 
 
 def calculate_sequence_accuracy(predictions: Texts, targets: Texts) -> float:
-    """Exact matches / samples; 0.0 for no samples."""
-    pairs = _pairs(predictions, targets)
-    return sum(predicted == truth for predicted, truth in pairs) / len(pairs) if pairs else 0.0
+    """Exact matches / samples: OCRMetrics' seq_accuracy; 0.0 for no samples."""
+    return _scores(predictions, targets)["seq_accuracy"]
+
+
+def _scores(predictions: Texts, targets: Texts) -> dict[str, float]:
+    metrics = OCRMetrics(worst_k=0)
+    metrics.update(predictions, targets)
+    return metrics.compute()
 
 
 def _worst_key(example: Mapping[str, Any]) -> tuple:
@@ -242,35 +249,43 @@ class OCRMetrics:
             total.merge(state)
         return total
 
-    def plot_confusion_matrix(self, path: str | Path, title: str = "Digit confusion (rows: truth, columns: prediction)") -> Path:
-        """Write the 11x11 matrix as a PNG: colour = share of the truth row, text = count.
+    def plot_confusion_matrix(self, path: str | Path, title: str = CONFUSION_TITLE) -> Path:
+        """Write this instance's confusion matrix as a PNG (`plot_confusion_matrix`)."""
+        return plot_confusion_matrix(self.confusion, path, sequences=self.counters["count"], title=title)
 
-        Ticks use Arabic digits: matplotlib's default font (DejaVu Sans) has no Khmer glyphs.
-        """
-        # A bare Figure renders with Agg and leaves pyplot's global backend state alone.
-        from matplotlib.figure import Figure
 
-        matrix = self.confusion
-        rows = matrix.sum(axis=1, keepdims=True)
-        share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
-        labels = [str(i) for i in range(len(DIGITS))] + ["∅"]
-        figure = Figure(figsize=(7.5, 6.5))
-        axes = figure.subplots()
-        image = axes.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-        for row in range(matrix.shape[0]):
-            for col in range(matrix.shape[1]):
-                if matrix[row, col]:
-                    axes.text(col, row, str(matrix[row, col]), ha="center", va="center", fontsize=8,
-                              color="white" if share[row, col] > 0.5 else "black")
-        axes.set_xticks(range(len(labels)), labels)
-        axes.set_yticks(range(len(labels)), labels)
-        axes.set_xlabel("prediction (∅ = digit deleted)")
-        axes.set_ylabel("truth (∅ = digit inserted)")
-        axes.set_title(f"{title}\nn={self.counters['count']} sequences, 0-9 = Khmer digits U+17E0..U+17E9",
-                       fontsize=10)
-        figure.colorbar(image, ax=axes, label="share of truth row")
-        figure.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, dpi=120)
-        return path
+def confusion_matrix_figure(matrix: np.ndarray, *, sequences: int, title: str = CONFUSION_TITLE) -> "Figure":
+    """An 11x11 confusion matrix of `sequences` samples: colour = share of the truth row, text = count.
+
+    Ticks use Arabic digits: matplotlib's default font (DejaVu Sans) has no Khmer glyphs.
+    """
+    # A bare Figure renders with Agg and leaves pyplot's global backend state alone.
+    from matplotlib.figure import Figure
+
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    labels = [str(i) for i in range(len(DIGITS))] + ["∅"]
+    figure = Figure(figsize=(7.5, 6.5))
+    axes = figure.subplots()
+    image = axes.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for row in range(matrix.shape[0]):
+        for col in range(matrix.shape[1]):
+            if matrix[row, col]:
+                axes.text(col, row, str(matrix[row, col]), ha="center", va="center", fontsize=8,
+                          color="white" if share[row, col] > 0.5 else "black")
+    axes.set_xticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("prediction (∅ = digit deleted)")
+    axes.set_ylabel("truth (∅ = digit inserted)")
+    axes.set_title(f"{title}\nn={sequences} sequences, 0-9 = Khmer digits U+17E0..U+17E9", fontsize=10)
+    figure.colorbar(image, ax=axes, label="share of truth row")
+    figure.tight_layout()
+    return figure
+
+
+def plot_confusion_matrix(matrix: np.ndarray, path: str | Path, *, sequences: int, title: str = CONFUSION_TITLE) -> Path:
+    """Write `confusion_matrix_figure` as a PNG."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    confusion_matrix_figure(matrix, sequences=sequences, title=title).savefig(path, dpi=120)
+    return path

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from runner.training import base_trainer, schedulers
-from runner.training.base_trainer import TrainingInterrupted
-from runner.training.budget import SchedulePlan, fit_plan, initial_plan, needs_refit
+from runner.training.budget import SchedulePlan, StepSpeed, fit_plan, initial_plan, needs_refit, stop_reason
 from runner.training.checkpoint import load_checkpoint
-from test_reliability import make_trainer, replace_training_loss
+from runner.training.guards import TrainingInterrupted
+from training_helpers import make_trainer, replace_training_loss
 
 FINAL_LR = 2e-3 * 1e-3  # optimizer.lr x scheduler.min_lr_ratio: where one-cycle ends
 
@@ -80,6 +80,29 @@ def test_fit_plan_fits_steps_validations_and_the_final_evaluation_into_the_budge
     assert needs_refit(plan, fitted) and not needs_refit(fitted, fitted)
 
 
+def test_step_speed_skips_start_up_and_prefers_the_speed_since_the_last_plan():
+    speed = StepSpeed(accumulate_grad_batches=2)
+    for _ in range(10):  # SKIP_FIRST_STEPS x 2 batches of start-up
+        speed.add(100.0)
+    assert speed.step_seconds() is None
+    for _ in range(60):
+        speed.add(1.0)
+    speed.restart_recent()
+    for _ in range(60):
+        speed.add(2.0)
+    assert speed.step_seconds() == pytest.approx(4.0)  # 2 s a batch since the plan, 2 batches a step
+    speed.restart_recent()
+    speed.add(2.0)  # too few recent batches: the speed since start-up
+    assert speed.step_seconds() == pytest.approx(2 * (60 * 1.0 + 61 * 2.0) / 121)
+
+
+def test_the_stop_reason_says_whether_the_plan_or_the_deadline_ended_the_run():
+    plan = SchedulePlan(full_steps=1000, planned_steps=400, deadline_s=100.0, budget_s=120.0)
+    assert stop_reason(plan, 1000, 2) == "max_epochs"
+    assert stop_reason(plan, 400, 2).startswith("time budget of 2 min: the planned 400 optimizer steps are done")
+    assert stop_reason(plan, 250, 2).startswith("time budget of 2 min: the deadline came at step 250 of the planned 400")
+
+
 def test_a_tiny_budget_ends_at_the_schedules_final_lr_and_stores_the_plan(tmp_path, fake_clock):
     trainer = make_trainer(tmp_path, "trainer.max_epochs=10000", "trainer.max_time_minutes=0.1",
                            "scheduler=onecycle", "trainer.early_stopping.enabled=false")
@@ -89,8 +112,9 @@ def test_a_tiny_budget_ends_at_the_schedules_final_lr_and_stores_the_plan(tmp_pa
     assert results["history"][-1]["lr"] == pytest.approx(FINAL_LR, rel=1e-6)
     assert trainer.scheduler.position == trainer.full_steps  # the whole configured curve, compressed
     stored = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["training_state"]["plan"]
+    assert stored == trainer.plan.state_dict()  # the plan the run ended on
     assert stored["fitted"] and stored["budget_s"] == pytest.approx(6.0)
-    assert stored["planned_steps"] >= results["global_step"] or stored["deadline_s"] <= stored["budget_s"]
+    assert results["global_step"] <= stored["planned_steps"] and stored["deadline_s"] < stored["budget_s"]
 
 
 def test_a_run_that_slows_down_after_planning_still_ends_annealed(tmp_path, fake_clock):

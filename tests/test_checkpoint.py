@@ -7,8 +7,8 @@ import torch
 from runner.errors import CheckpointError
 from runner.models import create_model
 from runner.outputs import DiskFull
-from runner.training.checkpoint import (CheckpointManager, atomic_save, build_checkpoint, load_checkpoint,
-                                        load_model)
+from runner.training.checkpoint import (CheckpointManager, atomic_save, build_checkpoint, checkpoints_dir,
+                                        load_checkpoint, load_model, resolve_checkpoint_path, run_checkpoint)
 
 
 def _payload(model, epoch=1, training_state=None):
@@ -39,6 +39,31 @@ def test_run_dir_resolves_to_best(model, tmp_path):
     manager.save(_payload(model), epoch=1, is_best=True)
     _, payload = load_model(tmp_path)
     assert payload["training_state"] is None  # best.pt is inference-only
+
+
+def test_one_layout_names_a_run_dirs_checkpoints(tmp_path):
+    assert run_checkpoint(tmp_path) == tmp_path / "checkpoints" / "best.pt"
+    assert run_checkpoint(tmp_path, "last") == checkpoints_dir(tmp_path) / "last.pt"
+    manager = CheckpointManager(checkpoints_dir(tmp_path))
+    assert (manager.best_path, manager.last_path) == (run_checkpoint(tmp_path, "best"), run_checkpoint(tmp_path, "last"))
+    with pytest.raises(ValueError, match="which must be one of"):
+        run_checkpoint(tmp_path, "epoch_001")
+
+
+def test_a_run_dir_resolves_to_best_else_last_and_says_what_it_lacks(tmp_path):
+    with pytest.raises(CheckpointError, match="without checkpoints/best.pt or checkpoints/last.pt; point at a run dir "
+                                              "that finished at least one epoch"):
+        resolve_checkpoint_path(tmp_path)
+    with pytest.raises(CheckpointError, match="does not exist; pass a .pt file or a run dir"):
+        resolve_checkpoint_path(tmp_path / "nope.pt")
+    last = run_checkpoint(tmp_path, "last")
+    last.parent.mkdir()
+    last.write_bytes(b"")
+    assert resolve_checkpoint_path(tmp_path) == last
+    assert resolve_checkpoint_path(last.parent) == last  # the checkpoints folder itself
+    run_checkpoint(tmp_path, "best").write_bytes(b"")
+    assert resolve_checkpoint_path(tmp_path) == run_checkpoint(tmp_path, "best")
+    assert resolve_checkpoint_path(tmp_path, prefer=("last",)) == last
 
 
 def test_manager_keeps_last_best_and_n_snapshots(model, tmp_path):

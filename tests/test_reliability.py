@@ -1,9 +1,9 @@
-"""Reliability: nothing is lost on kill -9, SIGINT/SIGTERM, NaN/Inf losses, out-of-memory, bad input or
-concurrent runs.
+"""Reliability through the real command line: nothing is lost on kill -9, SIGTERM, bad input or concurrent runs.
 
 Atomic saves under a failing fsync, unreadable/foreign/crafted checkpoints (tests/test_checkpoint.py),
-invalid config values (tests/test_config.py) and in-process resume exactness (tests/test_trainer.py)
-are covered there; here the same failures are driven through the trainer and the real command line.
+invalid config values (tests/test_config.py), in-process resume exactness (tests/test_state.py) and
+SIGINT/SIGTERM, NaN/Inf losses and out of memory in the trainer (tests/test_guards.py) are covered
+there; here the same failures are driven through `python -m runner`.
 """
 
 import json
@@ -22,166 +22,12 @@ import pytest
 import torch
 from PIL import Image
 
-from runner.config import CONF_DIR, compose_config, register_configs
-from runner.data.datasets import LabeledFolderDataset
-from runner.data.loaders import collate_batch, make_loader
-from runner.errors import CheckpointError, UserError, format_user_error
+from runner.config import CONF_DIR, register_configs
 from runner.models import create_model
-from runner.training import OCRTrainer
-from runner.training.base_trainer import NonFiniteLossError, OutOfMemory, TrainingInterrupted
 from runner.training.checkpoint import atomic_save, build_checkpoint, load_checkpoint
-from test_trainer import _comparable
+from training_helpers import DIGITS, assert_same_final_state, comparable
 
 REPO = Path(__file__).resolve().parent.parent
-DIGITS = "០១២៣៤៥៦៧៨៩"
-
-
-# --------------------------------------------------------------------------- in-process trainer on synthetic batches
-def synthetic_batches(count: int, size: int = 4, seed: int = 0) -> list[dict]:
-    rng = np.random.default_rng(seed)
-    return [collate_batch([{"image": torch.from_numpy(rng.random((1, 32, 128), dtype=np.float32)),
-                            "text": "".join(rng.choice(list(DIGITS), size=3)), "path": f"sample_{b}_{i}.png"}
-                           for i in range(size)])
-            for b in range(count)]
-
-
-def trainer_config(*overrides: str):
-    return compose_config("train", ["model=ctc_small", "device=cpu", "device.amp=off", "data.batch_size=4",
-                                    "trainer.max_epochs=2", "trainer.num_image_samples=0", *overrides])
-
-
-def make_trainer(out: Path, *overrides: str, loaders: tuple = ()) -> OCRTrainer:
-    torch.manual_seed(0)
-    train_loader, val_loader = loaders or (synthetic_batches(3), synthetic_batches(1, seed=1))
-    return OCRTrainer(create_model("ctc_small"), train_loader, val_loader, trainer_config(*overrides), "cpu",
-                      output_dir=out)
-
-
-def bucketed_loaders(folder: Path) -> tuple:
-    """Real DataLoaders over 12 image files of different widths, batched by width (data.bucketing, the
-    default): 3 training batches of 4 in a seeded shuffled order, and one validation batch."""
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for index in range(12):
-        pixels = np.full((24, 30 + 8 * index), 255, dtype=np.uint8)
-        pixels[6:18, 2:-2] = (rng.random((12, 26 + 8 * index)) * 120).astype(np.uint8)
-        Image.fromarray(pixels).save(folder / f"{index}.png")
-    (folder / "labels.tsv").write_text("".join(f"{i}.png\t{DIGITS[i % 10] * 3}\n" for i in range(12)), encoding="utf-8")
-    train = make_loader(LabeledFolderDataset(folder), 4, shuffle=True, seed=1234, bucketing=True)
-    val = make_loader(LabeledFolderDataset(folder, indices=range(4)), 4, shuffle=False, bucketing=True)
-    return train, val
-
-
-def replace_training_loss(trainer: OCRTrainer, loss: Callable[[torch.Tensor, int], torch.Tensor]) -> None:
-    """`loss(real_loss, n)` for the n-th training batch (from 1); validation keeps the real loss."""
-    real, calls = trainer.loss_fn, [0]
-
-    def patched(logits, batch):
-        value = real(logits, batch)
-        if not trainer.model.training:
-            return value
-        calls[0] += 1
-        return loss(value, calls[0])
-
-    trainer.loss_fn = patched
-
-
-def assert_same_final_state(a_last: Path, b_last: Path) -> None:
-    a, b = load_checkpoint(a_last), load_checkpoint(b_last)
-    assert (a["epoch"], a["global_step"]) == (b["epoch"], b["global_step"])
-    for key, tensor in a["state_dict"].items():
-        assert torch.equal(tensor, b["state_dict"][key]), key
-
-
-@pytest.mark.parametrize("data", ["batch lists", "width-bucketed image files"])
-def test_sigterm_mid_epoch_saves_says_how_to_resume_and_resume_ends_identical(data, tmp_path):
-    def loaders() -> tuple:  # fresh loaders for every trainer, as a new process would build them
-        return bucketed_loaders(tmp_path / "images") if data == "width-bucketed image files" else ()
-
-    straight = make_trainer(tmp_path / "straight", loaders=loaders()).train()
-
-    trainer = make_trainer(tmp_path / "split", loaders=loaders())
-
-    def terminate_during_batch_5(loss, n):  # batch 2 of epoch 2
-        if n == 5:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return loss
-
-    replace_training_loss(trainer, terminate_during_batch_5)
-    with pytest.raises(TrainingInterrupted) as interrupted:
-        trainer.train()
-    message = str(interrupted.value)
-    last = tmp_path / "split" / "checkpoints" / "last.pt"
-    assert interrupted.value.exit_code == 130
-    assert "SIGTERM during epoch 2 after batch 2" in message and f"resume={last}" in message
-    saved = load_checkpoint(last)
-    assert saved["epoch"] == 1 and saved["training_state"]["step_in_epoch"] == 2
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored
-
-    resumed = make_trainer(tmp_path / "split", "resume=auto", loaders=loaders()).train()
-    assert_same_final_state(tmp_path / "straight" / "checkpoints" / "last.pt", last)
-    assert _comparable(straight["history"]) == _comparable(resumed["history"])
-    assert straight["final_metrics"] == resumed["final_metrics"]
-
-
-def test_a_mid_epoch_resume_on_other_batches_is_refused(tmp_path):
-    train, val = bucketed_loaders(tmp_path / "images")
-    trainer = make_trainer(tmp_path / "run", loaders=(train, val))
-
-    def terminate_during_batch_2(loss, n):
-        if n == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return loss
-
-    replace_training_loss(trainer, terminate_during_batch_2)
-    with pytest.raises(TrainingInterrupted):
-        trainer.train()
-    other_batches = make_loader(LabeledFolderDataset(tmp_path / "images"), 3, shuffle=True, seed=1234, bucketing=True)
-    with pytest.raises(CheckpointError, match="saved mid-epoch while training on other batches"):
-        make_trainer(tmp_path / "run", "resume=auto", loaders=(other_batches, val)).train()
-
-
-def test_nan_and_inf_batches_are_skipped_with_a_warning(tmp_path, caplog):
-    trainer = make_trainer(tmp_path, "trainer.max_epochs=1")
-    poison = {1: float("nan"), 2: float("inf")}
-    replace_training_loss(trainer, lambda loss, n: loss * poison[n] if n in poison else loss)
-    results = trainer.train()
-    assert results["history"][0]["train/nan_batches"] == 2
-    assert "non-finite loss (nan) at epoch 1 batch 0: batch skipped" in caplog.text
-    assert "non-finite loss (inf) at epoch 1 batch 1" in caplog.text
-    weights = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["state_dict"].values()
-    assert all(torch.isfinite(w).all() for w in weights if w.is_floating_point())
-
-
-def test_repeated_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-    make_trainer(tmp_path, "trainer.max_time_minutes=1e-6").train()  # stops after epoch 1 with last.pt
-    last = tmp_path / "checkpoints" / "last.pt"
-    before = last.read_bytes()
-    trainer = make_trainer(tmp_path, "resume=auto", "trainer.max_nan_batches=2")
-    replace_training_loss(trainer, lambda loss, n: loss * float("nan"))
-    with pytest.raises(NonFiniteLossError, match=r"2 consecutive batches had a NaN/Inf loss at epoch 2.*last good "
-                                                 r"checkpoint is kept"):
-        trainer.train()
-    assert last.read_bytes() == before
-    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "last.pt"]
-
-
-def test_out_of_memory_becomes_one_paragraph_naming_the_knobs(tmp_path):
-    trainer = make_trainer(tmp_path, "trainer.accumulate_grad_batches=2")
-
-    def out_of_memory(*_args, **_kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 7.79 GiB total)")
-
-    trainer.model.forward = out_of_memory
-    with pytest.raises(OutOfMemory) as raised:
-        trainer.train()
-    assert isinstance(raised.value, UserError)
-    message = " ".join(format_user_error(raised.value).split())
-    for knob in ("data.batch_size=4", "trainer.accumulate_grad_batches=2", "device.amp=off",
-                 "data.batch_size=2 trainer.accumulate_grad_batches=4 keeps the effective batch of 8",
-                 "resume=auto", "Tried to allocate 2.00 GiB"):
-        assert knob in message, knob
-    assert not (tmp_path / "checkpoints" / "last.pt").exists()
 
 
 # --------------------------------------------------------------------------- run dirs
@@ -317,7 +163,7 @@ def test_kill_9_at_any_point_then_resume_auto_ends_identical_to_an_uninterrupted
     assert_same_final_state(tmp_path / "straight" / "checkpoints" / "last.pt", last)
     expected = json.loads((tmp_path / "straight" / "metrics.json").read_text())
     actual = json.loads((run_dir / "metrics.json").read_text())
-    assert _comparable(actual["history"]) == _comparable(expected["history"])
+    assert comparable(actual["history"]) == comparable(expected["history"])
     for key in ("final_metrics", "extra_val_metrics", "best_epoch", "best_metric", "epochs_completed", "global_step"):
         assert actual[key] == expected[key], key
     assert not list(last.parent.glob(".*.tmp"))  # temp files of killed saves are cleaned up

@@ -63,4 +63,13 @@ def test_state_survives_safe_loading(tmp_path):
         fresh_opt = _optimizer()
         fresh = factory(fresh_opt, epochs=2, steps_per_epoch=5)
         fresh.load_state_dict(state)
-        assert fresh.state_dict().keys() == scheduled.state_dict().keys()
+        fresh_opt.load_state_dict(opt.state_dict())  # resume restores the optimizer (its LR) too
+        assert fresh.position == scheduled.position
+        # the restored schedule continues exactly as the original one does
+        assert _lrs(fresh, fresh_opt, 1, 5, metric=0.5) == _lrs(scheduled, opt, 1, 5, metric=0.5), factory.__name__
+
+
+@pytest.mark.parametrize("rule, expected", [("none", 1e-3), ("linear", 4e-3), ("sqrt", 2e-3)])
+def test_lr_is_scaled_to_the_global_batch(rule, expected):
+    assert schedulers.scaled_lr(1e-3, 256, rule, reference_batch_size=64) == pytest.approx(expected)
+    assert schedulers.scaled_lr(1e-3, 64, rule, reference_batch_size=64) == pytest.approx(1e-3)

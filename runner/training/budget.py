@@ -108,6 +108,48 @@ def fit_plan(plan: SchedulePlan, *, budget_s: float, now_s: float, step: int, ep
                         plan.time_floor, note)
 
 
+def stop_reason(plan: SchedulePlan, step: int, budget_minutes: float) -> str:
+    """Why a run that ran out of its time budget's plan stopped at optimizer step `step`."""
+    if step >= plan.full_steps:
+        return "max_epochs"
+    if step >= plan.planned_steps:
+        return (f"time budget of {budget_minutes:g} min: the planned {plan.planned_steps:,} optimizer steps are done "
+                f"and the LR schedule has reached its end")
+    return (f"time budget of {budget_minutes:g} min: the deadline came at step {step:,} of the planned "
+            f"{plan.planned_steps:,}; the LR schedule has reached its end")
+
+
+class StepSpeed:
+    """This process's training speed after start-up: over all batches, and since the last plan (the recent speed)."""
+
+    def __init__(self, accumulate_grad_batches: int) -> None:
+        self.accumulate = accumulate_grad_batches
+        self.seen = 0  # batches timed, start-up included
+        self.batches, self.seconds = 0, 0.0
+        self.recent_batches, self.recent_seconds = 0, 0.0
+
+    def add(self, batch_seconds: float) -> None:
+        self.seen += 1
+        if self.seen > SKIP_FIRST_STEPS * self.accumulate:
+            self.batches += 1
+            self.seconds += batch_seconds
+            self.recent_batches += 1
+            self.recent_seconds += batch_seconds
+
+    def step_seconds(self) -> Optional[float]:
+        """Seconds per optimizer step: since the last plan when that has enough batches (the speed drifts as
+        oneDNN caches kernels for new widths, or as the machine's load changes), else since start-up."""
+        recent = self.recent_batches >= RECENT_BATCHES
+        batches, seconds = (self.recent_batches, self.recent_seconds) if recent else (self.batches, self.seconds)
+        if batches == 0:
+            return None
+        return seconds / batches * self.accumulate
+
+    def restart_recent(self) -> None:
+        """A new plan was made: the recent speed counts from here."""
+        self.recent_batches, self.recent_seconds = 0, 0.0
+
+
 def needs_refit(plan: SchedulePlan, refit: SchedulePlan) -> bool:
     if not plan.fitted:
         return True

@@ -73,16 +73,41 @@ def build_checkpoint(*, model: torch.nn.Module, epoch: int, global_step: int, me
     }
 
 
-def resolve_checkpoint_path(path: str | Path) -> Path:
-    """Accept a .pt file or a run dir (its best checkpoint, else last)."""
+# Where a run dir keeps its checkpoints: <run dir>/checkpoints/{best,last,epoch_NNN}.pt. Everything that
+# writes, finds or names a run's checkpoint goes through the functions below.
+CHECKPOINTS_DIR = "checkpoints"
+CHECKPOINT_KINDS = ("best", "last")  # best: inference only; last: the resumable training state
+
+
+def checkpoints_dir(run_dir: str | Path) -> Path:
+    """The folder of a run dir that holds its checkpoints."""
+    return Path(run_dir) / CHECKPOINTS_DIR
+
+
+def checkpoint_file(directory: str | Path, which: str) -> Path:
+    """best.pt or last.pt in a checkpoints folder."""
+    if which not in CHECKPOINT_KINDS:
+        raise ValueError(f"which must be one of {CHECKPOINT_KINDS}, got {which!r}")
+    return Path(directory) / f"{which}.pt"
+
+
+def run_checkpoint(run_dir: str | Path, which: str = "best") -> Path:
+    """Where a run dir keeps its best or its last (resumable) checkpoint."""
+    return checkpoint_file(checkpoints_dir(run_dir), which)
+
+
+def resolve_checkpoint_path(path: str | Path, prefer: tuple[str, ...] = CHECKPOINT_KINDS) -> Path:
+    """Accept a .pt file, or a run dir (or its checkpoints folder): its first checkpoint of `prefer` that exists."""
     path = Path(path).expanduser()
     if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.pt", path / "checkpoints" / "last.pt",
-                          path / "best.pt", path / "last.pt"):
+        candidates = [run_checkpoint(path, which) for which in prefer] + [checkpoint_file(path, which)
+                                                                          for which in prefer]
+        for candidate in candidates:
             if candidate.is_file():
                 return candidate
-        raise CheckpointError(f"{path} is a directory without checkpoints/best.pt or checkpoints/last.pt; "
-                              f"point at a run dir that finished at least one epoch, or at a .pt file.")
+        wanted = " or ".join(f"{CHECKPOINTS_DIR}/{which}.pt" for which in prefer)
+        raise CheckpointError(f"{path} is a directory without {wanted}; point at a run dir that finished at least "
+                              f"one epoch, or at a .pt file.")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; pass a .pt file or a run dir under outputs/.")
     return path
@@ -226,11 +251,11 @@ class CheckpointManager:
 
     @property
     def last_path(self) -> Path:
-        return self.directory / "last.pt"
+        return checkpoint_file(self.directory, "last")
 
     @property
     def best_path(self) -> Path:
-        return self.directory / "best.pt"
+        return checkpoint_file(self.directory, "best")
 
     def save(self, payload: dict, *, epoch: int, is_best: bool) -> list[Path]:
         """Save the epoch's checkpoint where the policy asks; returns the paths written.

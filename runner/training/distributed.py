@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 
 def world_size_from_env() -> int:
@@ -74,3 +75,9 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model itself, inside a DistributedDataParallel and/or torch.compile wrapper."""
+    model = getattr(model, "module", model)  # DistributedDataParallel
+    return getattr(model, "_orig_mod", model)  # torch.compile

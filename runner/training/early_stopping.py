@@ -2,11 +2,10 @@
 
 Two questions, two rules:
 - Which epoch is the best checkpoint? The latest one whose value is within `best_tolerance` of the
-  best value seen (0 = ties only). A saturated metric (clean validation at 0.999 in several epochs,
-  one image of 2,000 apart) cannot tell the epochs apart, and the later one has trained longer and,
-  under an annealing schedule, ended at a lower learning rate. Measured: epochs 7 and 10 of a
-  10-epoch run tied at 0.999 on clean images and epoch 10 read 0.8 points more of the degraded
-  split; in a 12-epoch run epoch 11 had 0.9995, epoch 12 0.999, and epoch 12 read 0.2 points more.
+  best value seen (0 = ties only). A saturated metric (clean validation near 1.0 in several epochs,
+  a few images apart) cannot tell the epochs apart, and the later one has trained longer and, under
+  an annealing schedule, ended at a lower learning rate, so it tends to read harder (degraded)
+  images better.
 - When does patience reset? Only on an improvement by more than `min_delta` over the value of the
   last improvement, so a run creeping up by less than that still stops.
 """

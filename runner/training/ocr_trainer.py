@@ -3,51 +3,95 @@
 from __future__ import annotations
 
 import itertools
-import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from runner.training.base_trainer import BaseTrainer, _unwrap
+from runner.metrics import plot_confusion_matrix
+from runner.training import tensorboard
+from runner.training.base_trainer import BaseTrainer
+from runner.training.distributed import unwrap
 
-log = logging.getLogger("runner.trainer")
+
+@dataclass
+class ScoredSamples:
+    """One validation pass's decoded predictions with their truth, image paths and confidences."""
+
+    predictions: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
+
+    def extend(self, predictions: Sequence[str], targets: Sequence[str], paths: Sequence[str],
+               confidences: Sequence[float]) -> None:
+        self.predictions.extend(predictions)
+        self.targets.extend(targets)
+        self.paths.extend(paths)
+        self.confidences.extend(confidences)
+
+    @classmethod
+    def joined(cls, parts: Sequence["ScoredSamples"]) -> "ScoredSamples":
+        """Every rank's samples, in rank order."""
+        whole = cls()
+        for part in parts:
+            whole.extend(part.predictions, part.targets, part.paths, part.confidences)
+        return whole
 
 
 class OCRTrainer(BaseTrainer):
     """Trains any model of the shared interface (attention or CTC head) on Khmer digit batches."""
 
-    _examples: Optional[dict[str, Any]] = None
+    _final_samples: Optional[ScoredSamples] = None  # the final validation pass's, for the reports
 
-    # ------------------------------------------------------------------ seed API
-    def _decode_predictions(self, predictions: torch.Tensor) -> list[str]:
-        """Logits [B, T, V] from the model's inference forward → decoded strings."""
-        texts, _ = _unwrap(self.model).decode_logits(predictions.float())
-        return texts
+    # ------------------------------------------------------------------ seed API: validation and reports run on it
+    def _decode_predictions(self, predictions: torch.Tensor, *,
+                            with_confidences: bool = False) -> list[str] | tuple[list[str], list[float]]:
+        """Logits [B, T, V] → decoded strings; with `with_confidences`, (strings, each string's confidence)."""
+        model = unwrap(self.model)
+        if with_confidences:
+            return model.decode_logits(predictions.float())
+        # decode_texts skips the confidences; a model of one's own may only have decode_logits
+        if hasattr(model, "decode_texts"):
+            return model.decode_texts(predictions.float())
+        return model.decode_logits(predictions.float())[0]
 
-    def _metrics_of(self, predictions: list[str], targets: list[str]) -> Any:
-        metrics = self._create_metrics_calculator()
-        metrics.update(predictions, targets)
-        return metrics
+    def _scored(self, predictions: Sequence[str], targets: Sequence[str], paths: Optional[Sequence[str]] = None,
+                confidences: Optional[Sequence[float]] = None) -> Any:
+        """The metrics calculator (self.metrics) holding exactly these samples."""
+        self.metrics.reset()
+        self.metrics.update(predictions, targets, paths=paths, confidences=confidences)
+        return self.metrics
 
-    def _calculate_metrics(self, predictions: list[str], targets: list[str]) -> dict[str, float]:
-        return self._metrics_of(predictions, targets).compute()
+    def _calculate_metrics(self, predictions: Sequence[str], targets: Sequence[str]) -> dict[str, float]:
+        """char_accuracy, seq_accuracy, cer, norm_edit_distance and count (runner/metrics.py)."""
+        return self._scored(predictions, targets).compute()
 
-    def _analyze_errors(self, predictions: list[str], targets: list[str]) -> dict[str, Any]:
-        return self._metrics_of(predictions, targets).error_analysis()
+    def _analyze_errors(self, predictions: Sequence[str], targets: Sequence[str], paths: Optional[Sequence[str]] = None,
+                        confidences: Optional[Sequence[float]] = None) -> dict[str, Any]:
+        """Substitution/insertion/deletion counts, the most confused digits and the worst examples."""
+        return self._scored(predictions, targets, paths, confidences).error_analysis()
 
-    def _generate_confusion_matrix(self, predictions: list[str], targets: list[str]):
-        return self._metrics_of(predictions, targets).confusion_matrix()
+    def _generate_confusion_matrix(self, predictions: Sequence[str], targets: Sequence[str]) -> np.ndarray:
+        """11x11 counts: rows truth ០..៩ then ∅ (inserted), columns prediction ០..៩ then ∅ (deleted)."""
+        return self._scored(predictions, targets).confusion_matrix()
+
+    # ------------------------------------------------------------------ training accuracy
+    def _count_correct(self, logits: torch.Tensor, batch: dict) -> float:
+        texts = self._decode_predictions(logits)
+        return float(sum(p == t for p, t in zip(texts, batch["texts"])))
 
     # ------------------------------------------------------------------ validation
     @torch.no_grad()
     def _validate_epoch(self, loader: DataLoader, split: str, *, collect_examples: bool = False) -> dict[str, float]:
         self.model.eval()
-        model = _unwrap(self.model)
-        self.metrics.reset()
-        loss_sum, samples = 0.0, 0
+        model = unwrap(self.model)
+        samples = ScoredSamples()
+        loss_sum, count = 0.0, 0
         shown_images, shown_pred, shown_true = [], [], []
         limit = self.tcfg.limit_val_batches
         batches = itertools.islice(loader, limit) if limit else loader
@@ -58,72 +102,47 @@ class OCRTrainer(BaseTrainer):
                 loss = self.loss_fn(logits, batch)
                 # attention heads are scored on their own greedy decoding, never on teacher forcing
                 inference_logits = model(batch["images"]) if model.head == "attention" else logits
-            texts, confidences = model.decode_logits(inference_logits.float())
-            self.metrics.update(texts, list(batch["texts"]), paths=list(batch["paths"]), confidences=confidences)
+            texts, confidences = self._decode_predictions(inference_logits, with_confidences=True)
+            samples.extend(texts, list(batch["texts"]), list(batch["paths"]), confidences)
             size = batch["images"].shape[0]
             loss_sum += float(loss) * size
-            samples += size
+            count += size
             if len(shown_images) < self.tcfg.num_image_samples:
                 take = self.tcfg.num_image_samples - len(shown_images)
                 shown_images.extend(batch["images"][:take].float().cpu())
                 shown_pred.extend(texts[:take])
                 shown_true.extend(batch["texts"][:take])
-        sums = self._reduce_sums({"loss": loss_sum, "samples": float(samples)})
+        sums = self._reduce_sums({"loss": loss_sum, "samples": float(count)})
         if self.world_size > 1:
             gathered: list[Any] = [None] * self.world_size
-            dist.all_gather_object(gathered, self.metrics.state_dict())
-            self.metrics.reset()
-            for state in gathered:
-                self.metrics.merge(state)
-        computed = self.metrics.compute()
+            dist.all_gather_object(gathered, samples)
+            samples = ScoredSamples.joined(gathered)
+        computed = self._calculate_metrics(samples.predictions, samples.targets)
         results = {f"{split}/loss": sums["loss"] / max(sums["samples"], 1.0)}
         for key in ("char_accuracy", "seq_accuracy", "cer", "norm_edit_distance"):
             results[f"{split}/{key}"] = float(computed[key])
         results[f"{split}/images"] = float(computed["count"])
         if split == "val" and self.is_main and self.writer is not None:
-            self._log_validation_figures(shown_images, shown_pred, shown_true)
+            confusion = self._generate_confusion_matrix(samples.predictions, samples.targets)
+            tensorboard.log_validation_figures(self.writer, self.global_step, confusion, len(samples.predictions),
+                                               shown_images, shown_pred, shown_true)
         if collect_examples:
-            self._examples = {"images": shown_images, "pred": shown_pred, "true": shown_true}
+            self._final_samples = samples
         self.model.train()
         return results
-
-    def _log_validation_figures(self, images: list[torch.Tensor], pred: list[str], true: list[str]) -> None:
-        from runner.training.plots import confusion_figure, examples_figure
-
-        self.writer.add_figure("val/confusion_matrix", confusion_figure(self.metrics), self.global_step)
-        if images:
-            self.writer.add_figure("val/examples", examples_figure(images, pred, true), self.global_step)
 
     # ------------------------------------------------------------------ reports
     def _final_reports(self, results: dict[str, Any]) -> None:
         from runner.training.plots import write_error_report
 
         out = Path(self.output_dir)
-        self.metrics.plot_confusion_matrix(out / "confusion_matrix.png")
-        analysis = self.metrics.error_analysis()
-        write_error_report(out / "errors.md", self.metrics.compute(), analysis, self.tcfg.num_worst_examples)
+        samples = self._final_samples or ScoredSamples()
+        predictions, targets = samples.predictions, samples.targets
+        plot_confusion_matrix(self._generate_confusion_matrix(predictions, targets), out / "confusion_matrix.png",
+                              sequences=len(predictions))
+        analysis = self._analyze_errors(predictions, targets, samples.paths, samples.confidences)
+        write_error_report(out / "errors.md", self._calculate_metrics(predictions, targets), analysis,
+                           self.tcfg.num_worst_examples)
         results["paths"].update({"confusion_matrix": str(out / "confusion_matrix.png"), "error_report": str(out / "errors.md")})
         if self.writer is not None:
-            self._log_hparams(results)
-
-    def _log_hparams(self, results: dict[str, Any]) -> None:
-        from torch.utils.tensorboard.summary import hparams
-
-        cfg = self.config
-        params = {
-            "model": str(cfg.model.name), "loss": str(cfg.loss.name), "optimizer": str(cfg.optimizer._target_).split(".")[-1],
-            "lr": float(cfg.optimizer.lr), "weight_decay": float(cfg.optimizer.weight_decay),
-            "scheduler": str(cfg.scheduler._target_).split(".")[-1], "batch_size": int(cfg.data.batch_size),
-            "accumulate": int(cfg.trainer.accumulate_grad_batches), "max_epochs": int(cfg.trainer.max_epochs),
-            "amp": str(cfg.device.amp), "seed": int(cfg.seed), "train_size": int(cfg.data.train_size),
-        }
-        final = results["final_metrics"]
-        metric_values = {f"hparams/{k.split('/')[-1]}": float(v) for k, v in final.items()}
-        metric_values["hparams/best_epoch"] = float(results["best_epoch"])
-        experiment, session_start, session_end = hparams(params, metric_values)
-        file_writer = self.writer._get_file_writer()
-        for summary in (experiment, session_start, session_end):
-            file_writer.add_summary(summary)
-        for key, value in metric_values.items():
-            self.writer.add_scalar(key, value, self.global_step)
-        self.writer.flush()
+            tensorboard.log_hparams(self.writer, self.global_step, self.config, results)

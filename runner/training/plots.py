@@ -1,4 +1,7 @@
-"""Figures and reports a person reads: validation examples, confusion matrix, worst errors."""
+"""Figures and reports a person reads: validation examples and the error report (worst errors).
+
+The confusion matrix figure is runner.metrics.confusion_matrix_figure.
+"""
 
 from __future__ import annotations
 
@@ -31,20 +34,6 @@ def examples_figure(images: Sequence[torch.Tensor], pred: Sequence[str], true: S
     for ax, image, p, t in zip(axes.flat, images, pred, true):
         ax.imshow(image.squeeze(0).numpy(), cmap="gray")
         ax.set_title(f"{arabic(p)} | {arabic(t)}", fontsize=8, color="green" if p == t else "red")
-    figure.tight_layout()
-    return figure
-
-
-def confusion_figure(metrics: Any) -> plt.Figure:
-    figure = plt.figure(figsize=(5, 4.5))
-    matrix = metrics.confusion_matrix()
-    labels = [str(i) for i in range(10)] + ["∅"]
-    ax = figure.add_subplot(1, 1, 1)
-    ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted (∅ = deleted)")
-    ax.set_ylabel("true (∅ = inserted)")
     figure.tight_layout()
     return figure
 

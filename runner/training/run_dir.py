@@ -14,6 +14,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from runner.errors import UserError
+from runner.training.checkpoint import run_checkpoint
 
 
 class RunDirInUse(UserError):
@@ -22,7 +23,7 @@ class RunDirInUse(UserError):
 
 def check_run_dir_free(output_dir: Path, resume: Optional[str]) -> None:
     """RunDirInUse when `output_dir` holds a run's checkpoints/last.pt and this run does not resume."""
-    last = Path(output_dir) / "checkpoints" / "last.pt"
+    last = run_checkpoint(output_dir, "last")
     if not resume and last.is_file():
         raise RunDirInUse(
             f"{output_dir} already holds a run (its checkpoint {last}); a fresh run here would overwrite it, so "

@@ -1,4 +1,4 @@
-"""Learning-rate schedules built from torch.optim.lr_scheduler.
+"""The learning rate: optimizer.lr scaled to the global batch, and schedules built from torch.optim.lr_scheduler.
 
 Each factory is a Hydra `_target_` (instantiated with `_partial_: true`); the trainer completes
 it with the optimizer, the epoch count and the optimizer steps per epoch, so configs never
@@ -8,11 +8,25 @@ one typed schema (runner.training.config.SchedulerConfig) for every option.
 
 from __future__ import annotations
 
+import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from torch.optim import Optimizer
 from torch.optim import lr_scheduler as sched
+
+log = logging.getLogger("runner.trainer")
+
+
+def scaled_lr(lr: float, global_batch_size: int, rule: str, reference_batch_size: int) -> float:
+    """optimizer.lr scaled to the global batch: none, linear (Goyal et al.) or sqrt."""
+    ratio = global_batch_size / reference_batch_size
+    factor = {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[rule]
+    if factor != 1.0:
+        log.info("lr scaled %s: %.3g x %.3g (global batch %d / reference %d) = %.3g", rule, lr, factor,
+                 global_batch_size, reference_batch_size, lr * factor)
+    return lr * factor
 
 
 @dataclass
