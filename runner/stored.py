@@ -46,3 +46,51 @@ def check_plain_data(value: Any, where: str, depth: int = 0) -> None:
             check_plain_data(item, f"{where}.{key}", depth + 1)
         return
     raise NotPlainData(f"{where} is a {type(value).__name__}, not plain data")
+
+
+# --------------------------------------------------------------------------- format versions
+FORMAT_VERSION = 2  # of checkpoints and export sidecars; a new version adds its step to UPGRADES
+
+
+def _to_v1(stored: dict[str, Any]) -> None:
+    """v0 (unversioned checkpoints): no charset meant the ten Khmer digits; no crop flags meant none."""
+    from runner.charset import charset_signature
+
+    if "charset" not in stored:
+        stored["charset"] = charset_signature()
+    preprocess = stored.get("preprocess")
+    if isinstance(preprocess, dict):
+        preprocess.setdefault("crop", False)
+        preprocess.setdefault("text_crop", False)
+
+
+def _to_v2(stored: dict[str, Any]) -> None:
+    """v1 called width bucketing `preprocess.crop`; v2 calls it `preprocess.bucketing`, as data.bucketing does."""
+    preprocess = stored.get("preprocess")
+    if isinstance(preprocess, dict) and "crop" in preprocess:
+        preprocess["bucketing"] = preprocess.pop("crop")
+
+
+UPGRADES = {0: _to_v1, 1: _to_v2}  # version -> the step that brings a file of that version one up
+
+
+def upgrade(stored: dict[str, Any], source: str, unversioned: int) -> dict[str, Any]:
+    """Bring a checkpoint payload or export sidecar to FORMAT_VERSION, one step per version, in place.
+
+    `unversioned` is the version a file without `format_version` has (checkpoints before versioning: 0;
+    sidecars: 1). Every reader calls this once, right after loading, and then reads only the current
+    layout. A version that is not a number, or newer than this runner reads, is a CheckpointError.
+    """
+    from runner.errors import CheckpointError
+
+    version = stored.get("format_version", unversioned)
+    if type(version) is not int or version < 0:
+        raise CheckpointError(f"{source} has format_version {version!r}, not a number; the file was edited or is "
+                              f"damaged. Use another checkpoint of the run.")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{source} has format v{version}, newer than this runner reads (v{FORMAT_VERSION}); "
+                              f"upgrade khmer-digits-ocr.")
+    for step in range(version, FORMAT_VERSION):
+        UPGRADES[step](stored)
+    stored["format_version"] = FORMAT_VERSION
+    return stored

@@ -4,9 +4,12 @@ import pickle
 import pytest
 import torch
 
+from runner.charset import charset_signature
 from runner.errors import CheckpointError
+from runner.inference.predictors import load_predictor
 from runner.models import create_model
 from runner.outputs import DiskFull
+from runner.stored import FORMAT_VERSION
 from runner.training.checkpoint import (CheckpointManager, atomic_save, build_checkpoint, checkpoints_dir,
                                         load_checkpoint, load_model, resolve_checkpoint_path, run_checkpoint)
 
@@ -27,11 +30,35 @@ def test_round_trip_is_self_contained_and_weights_only(model, tmp_path):
     path = tmp_path / "ck.pt"
     atomic_save(_payload(model, training_state={"optimizer": {"state": {}, "param_groups": []}}), path)
     raw = torch.load(path, weights_only=True)
-    assert raw["charset"]["tokens"][4] == "០" and raw["preprocess"] == {"height": 32, "width": 128}
+    assert raw["charset"]["tokens"][4] == "០" and raw["format_version"] == FORMAT_VERSION
+    assert raw["preprocess"] == {"height": 32, "width": 128, "bucketing": False, "text_crop": False}
     loaded, payload = load_model(path)
     assert payload["model"]["name"] == "ctc_small" and payload["git_commit"] == "abc"
     images = torch.rand(3, 1, 32, 128)
     assert torch.allclose(loaded(images), model.eval()(images))
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_an_older_checkpoint_is_upgraded_on_load_to_the_current_layout(model, tmp_path, version):
+    payload = _payload(model)
+    payload["format_version"] = version
+    payload["preprocess"] = {"height": 32, "width": 128, "crop": True, "text_crop": True}  # v0 and v1: `crop`
+    if version == 0:  # before versioning: no format_version, no charset (the ten Khmer digits)
+        del payload["format_version"], payload["charset"]
+    atomic_save(payload, tmp_path / "old.pt")
+    loaded = load_checkpoint(tmp_path / "old.pt")
+    assert loaded["format_version"] == FORMAT_VERSION and loaded["charset"] == charset_signature()
+    assert loaded["preprocess"] == {"height": 32, "width": 128, "bucketing": True, "text_crop": True}
+    assert load_predictor(tmp_path / "old.pt").bucketing
+
+
+def test_a_newer_checkpoint_format_is_refused_naming_both_versions(model, tmp_path):
+    payload = _payload(model)
+    payload["format_version"] = FORMAT_VERSION + 1
+    atomic_save(payload, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match=f"format v{FORMAT_VERSION + 1}, newer than this runner reads "
+                                              f"\\(v{FORMAT_VERSION}\\)"):
+        load_checkpoint(tmp_path / "new.pt")
 
 
 def test_run_dir_resolves_to_best(model, tmp_path):

@@ -41,7 +41,7 @@ def checkpoint(path: Path, *, config: Optional[dict] = None, **changes) -> Path:
     torch.manual_seed(0)
     model = create_model("ctc_small")
     payload = build_checkpoint(model=model, epoch=1, global_step=3, metrics={}, config_yaml="",
-                               preprocess={"height": 32, "width": 128, "crop": True, "text_crop": True})
+                               preprocess={"height": 32, "width": 128, "bucketing": True, "text_crop": True})
     if config is not None:
         payload["model"]["config"] = config
     atomic_save({**payload, **changes}, path)

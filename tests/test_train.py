@@ -33,7 +33,7 @@ def test_fast_run_per_preset_writes_layout_checkpoints_and_tensorboard(preset, t
     assert metrics["paths"]["last_checkpoint"] == str(run_checkpoint(out, "last"))
 
     model, payload = load_model(out)  # a run dir loads its best checkpoint
-    assert payload["model"]["name"] == preset and payload["preprocess"] == {"height": 32, "width": 128, "crop": True,
+    assert payload["model"]["name"] == preset and payload["preprocess"] == {"height": 32, "width": 128, "bucketing": True,
                                                                                "text_crop": True}
     assert len(model.predict(torch.rand(2, 1, 32, 128))) == 2
     assert load_checkpoint(out / "checkpoints" / "last.pt")["training_state"]["optimizer"]["state"]

@@ -24,7 +24,7 @@ from runner.errors import DataError
 TrainerLoaders = tuple[DataLoader, DataLoader, dict[str, DataLoader]]  # train, val, the other val_* splits by name
 
 
-def collate_batch(samples: Sequence[Sample], max_length: int = 8, crop: bool = False) -> dict[str, Any]:
+def collate_batch(samples: Sequence[Sample], max_length: int = 8, bucketing: bool = False) -> dict[str, Any]:
     """Stack samples ({"image": float32 [1, H, W], "text": str, "path": str}, what every dataset
     yields) into THE batch every model, loss and metric reads:
 
@@ -34,7 +34,7 @@ def collate_batch(samples: Sequence[Sample], max_length: int = 8, crop: bool = F
         texts           list[str]
         paths           list[str]                 image file, or "" for on-the-fly samples
 
-    `crop` (data.bucketing) cuts the padding columns no image of the batch needs (`crop_to_content`):
+    `bucketing` (data.bucketing) cuts the padding columns no image of the batch needs (`crop_to_content`):
     W is then at most image_width and varies from batch to batch.
     """
     rows, lengths = [], []  # plain lists, one tensor each at the end: cheaper than a tensor write per row
@@ -46,7 +46,7 @@ def collate_batch(samples: Sequence[Sample], max_length: int = 8, crop: bool = F
         rows.append([SOS, *ids, EOS] + [PAD] * (max_length - len(ids)))
         lengths.append(len(ids))
     images = torch.stack([sample["image"] for sample in samples])
-    return {"images": crop_to_content(images) if crop else images,
+    return {"images": crop_to_content(images) if bucketing else images,
             "targets": torch.tensor(rows, dtype=torch.long).reshape(len(samples), max_length + 2),
             "target_lengths": torch.tensor(lengths, dtype=torch.long), "texts": [sample["text"] for sample in samples],
             "paths": [sample["path"] for sample in samples]}
@@ -71,7 +71,7 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
     (`WidthBucketBatchSampler`, which keeps that property for the samples; each rank crops its own
     share).
     """
-    collate = functools.partial(collate_batch, max_length=max_length, crop=bucketing)
+    collate = functools.partial(collate_batch, max_length=max_length, bucketing=bucketing)
     # Every loader owns its generator: starting an epoch's iterator draws the workers' base seed from it,
     # which would otherwise advance the global RNG (dropout's), so a resumed epoch would differ.
     generator = torch.Generator().manual_seed(seed)

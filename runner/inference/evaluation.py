@@ -56,7 +56,7 @@ def evaluation_data_config(data: Any, predictor: Predictor, overrides: Sequence[
     config = as_data_config(data)
     # image size and preprocessing always follow the model
     config.image_height, config.image_width = predictor.height, predictor.width
-    config.text_crop, config.bucketing = predictor.text_crop, predictor.crop
+    config.text_crop, config.bucketing = predictor.text_crop, predictor.bucketing
     config.cache_in_memory = False  # one pass over the data: a cache only costs memory
     return config, from_training
 
@@ -103,7 +103,7 @@ def evaluate_dataset(predictor: Predictor, dataset: torch.utils.data.Dataset, ba
     metrics = OCRMetrics(worst_k=worst_k)
     # A cropping model reads width-sorted batches, as in validation during training.
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, max_length=max_length,
-                         bucketing=predictor.crop)
+                         bucketing=predictor.bucketing)
     for batch in loader:
         texts, confidences = predictor.predict(batch["images"])
         metrics.update(texts, batch["texts"], paths=batch["paths"], confidences=confidences)

@@ -57,10 +57,10 @@ class ParityReport:
     mismatches: list[tuple[int, str, str]]  # (image index, reference text, exported text)
 
 
-def parity_batches(images: torch.Tensor, crop: bool, group: int = 8) -> list[torch.Tensor]:
+def parity_batches(images: torch.Tensor, bucketing: bool, group: int = 8) -> list[torch.Tensor]:
     """[B, 1, H, W] images as parity-check batches: all at once and, for a cropping model, also in
     groups of `group` sorted by text width, so the export is checked at several batch widths."""
-    if not crop or len(images) <= group:
+    if not bucketing or len(images) <= group:
         return [images]
     order = sorted(range(len(images)), key=lambda i: content_width(images[i], multiple=1, min_width=1))
     return [images] + [images[order[start:start + group]] for start in range(0, len(order), group)]
@@ -69,7 +69,7 @@ def parity_batches(images: torch.Tensor, crop: bool, group: int = 8) -> list[tor
 def check_parity(reference: Predictor, exported: Predictor, images: torch.Tensor, atol: float = 1e-3) -> ParityReport:
     """Compare logits and decoded texts; ExportError if any text differs or logits drift beyond `atol`."""
     difference, texts_reference, texts_exported = 0.0, [], []
-    for batch in parity_batches(images, reference.crop):
+    for batch in parity_batches(images, reference.bucketing):
         expected, actual = reference.logits(batch), exported.logits(batch)
         if expected.shape != actual.shape:
             raise ExportError(f"{exported.source} returns logits of shape {list(actual.shape)}, the checkpoint "

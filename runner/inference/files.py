@@ -91,10 +91,10 @@ def predict_files(predictor: Predictor, images: Sequence[ImageInput], batch_size
                   chunk_batches: int = 16) -> Iterator[Prediction]:
     """Predictions in input order; an unreadable file yields Prediction(error=...) and the rest go on.
 
-    A cropping model (`predictor.crop`) reads the files in chunks of `chunk_batches` batches, each
+    A cropping model (`predictor.bucketing`) reads the files in chunks of `chunk_batches` batches, each
     chunk sorted by text width, so its batches are cropped like the width-bucketed training batches.
     """
-    chunk = batch_size * (chunk_batches if predictor.crop else 1)
+    chunk = batch_size * (chunk_batches if predictor.bucketing else 1)
     for start in range(0, len(images), chunk):
         part = images[start:start + chunk]
         tensors: list[torch.Tensor] = []
@@ -108,7 +108,7 @@ def predict_files(predictor: Predictor, images: Sequence[ImageInput], batch_size
                 log.warning("skipping %s: %s", item.name, error)
                 results[index] = Prediction(item.name, "", 0.0, str(error))
         order = list(range(len(tensors)))
-        if predictor.crop:
+        if predictor.bucketing:
             order.sort(key=lambda i: content_width(tensors[i], multiple=1, min_width=1))
         for first in range(0, len(order), batch_size):
             members = order[first:first + batch_size]

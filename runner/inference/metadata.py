@@ -12,9 +12,9 @@ import torch
 from omegaconf import OmegaConf
 
 from runner import __version__
-from runner.charset import charset_signature, check_charset
+from runner.charset import check_charset
 from runner.errors import CheckpointError
-from runner.stored import NotPlainData, check_plain_data
+from runner.stored import FORMAT_VERSION, NotPlainData, check_plain_data, upgrade
 from runner.training.checkpoint import check_stored_layout, git_commit, stored_model_options
 
 log = logging.getLogger("runner.inference")
@@ -24,7 +24,9 @@ METADATA_KEY = "khmer_digits_ocr"  # ONNX metadata_props key / TorchScript extra
 
 
 def checkpoint_metadata(payload: dict[str, Any], source: str | Path) -> dict[str, Any]:
-    """What travels with an exported model (the sidecar JSON): enough to preprocess, decode and trace it."""
+    """What travels with an exported model (the sidecar JSON): enough to preprocess, decode and trace it.
+
+    `payload` is a loaded checkpoint, already brought to the current format by load_checkpoint."""
     model = payload["model"]
     training: dict[str, Any] = {}
     if payload.get("config_yaml"):
@@ -40,16 +42,15 @@ def checkpoint_metadata(payload: dict[str, Any], source: str | Path) -> dict[str
             training = {}
     return {
         "format": EXPORT_FORMAT,
+        "format_version": FORMAT_VERSION,
         "model": {"name": model["name"], "head": model["head"], "config": model["config"]},
-        "charset": payload.get("charset") or charset_signature(),
-        "preprocess": {"height": int(payload["preprocess"]["height"]), "width": int(payload["preprocess"]["width"]),
-                       "crop": bool(payload["preprocess"].get("crop", False)),
-                       "text_crop": bool(payload["preprocess"].get("text_crop", False))},
+        "charset": payload["charset"],
+        "preprocess": {key: payload["preprocess"][key] for key in ("height", "width", "bucketing", "text_crop")},
         "max_length": int(model["config"]["max_length"]),
         "source_checkpoint": str(source),
-        "checkpoint_epoch": payload.get("epoch"),
-        "checkpoint_metrics": payload.get("metrics", {}),
-        "checkpoint_git_commit": payload.get("git_commit", "unknown"),
+        "checkpoint_epoch": payload["epoch"],
+        "checkpoint_metrics": payload["metrics"],
+        "checkpoint_git_commit": payload["git_commit"],
         "git_commit": git_commit(),
         "runner_version": __version__,
         "training": training,
@@ -87,7 +88,8 @@ def read_export_metadata(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"{source} is not valid JSON ({error}); re-export the model.") from error
     if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{source} is not khmer-digits-ocr export metadata (no '{EXPORT_FORMAT}' marker).")
-    check_charset(metadata.get("charset", {}), source)
+    upgrade(metadata, source, unversioned=1)  # sidecars before versioning had the v1 layout
+    check_charset(metadata.get("charset"), source)
     check_stored_layout(metadata, source)
     stored_length = stored_model_options(metadata["model"], source)[1]["max_length"]
     if type(metadata.get("max_length")) is not int or metadata["max_length"] != stored_length:

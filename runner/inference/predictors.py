@@ -5,7 +5,7 @@
     texts, confidences = predictor.predict(images)                        # images: float [B, 1, H, W]
 
 Images always go through `runner.data.preprocess_image` at the size stored with the model, and a
-model trained with width bucketing (`preprocess.crop`) reads every batch cropped to its widest
+model trained with width bucketing (`preprocess.bucketing`) reads every batch cropped to its widest
 image, as it was trained, so a checkpoint, its ONNX export and the training loop all see the same
 pixels.
 """
@@ -36,9 +36,9 @@ class Predictor:
         self.height = int(metadata["preprocess"]["height"])
         self.width = int(metadata["preprocess"]["width"])
         # Trained on batches cropped to their widest image (data.bucketing); absent in older models.
-        self.crop = bool(metadata["preprocess"].get("crop", False))
+        self.bucketing = metadata["preprocess"]["bucketing"]
         # Cut to the text box before resizing (data.text_crop); absent in older models.
-        self.text_crop = bool(metadata["preprocess"].get("text_crop", False))
+        self.text_crop = metadata["preprocess"]["text_crop"]
         self.max_length = int(metadata["max_length"])
         self.name = str(metadata["model"]["name"])
         self.head = str(metadata["model"]["head"])
@@ -66,11 +66,11 @@ class Predictor:
         """Check the shape of preprocessed images; crop the batch as the model was trained to read it.
 
         A cropping model also takes a batch already cropped (narrower than `width`)."""
-        widths = range(1, self.width + 1) if self.crop else (self.width,)
+        widths = range(1, self.width + 1) if self.bucketing else (self.width,)
         if images.dim() != 4 or tuple(images.shape[1:3]) != (1, self.height) or images.shape[-1] not in widths:
             raise ValueError(f"{self.source} reads images of shape [B, 1, {self.height}, {self.width}], got "
                              f"{list(images.shape)}; preprocess them with Predictor.preprocess.")
-        return crop_to_content(images) if self.crop else images
+        return crop_to_content(images) if self.bucketing else images
 
 
 class TorchPredictor(Predictor):

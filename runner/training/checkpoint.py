@@ -22,11 +22,11 @@ from runner import __version__
 from runner.charset import charset_signature, check_charset
 from runner.errors import CheckpointError
 from runner.outputs import atomic_path
+from runner.stored import FORMAT_VERSION, upgrade
 
 log = logging.getLogger(__name__)
 
 FORMAT = "khmer-digits-ocr.checkpoint"
-FORMAT_VERSION = 1
 
 
 def git_commit() -> str:
@@ -63,7 +63,7 @@ def build_checkpoint(*, model: torch.nn.Module, epoch: int, global_step: int, me
         "torch_version": str(torch.__version__),
         "model": {"name": model.name, "head": model.head, "config": model.config_dict()},
         "charset": charset_signature(),
-        "preprocess": dict(preprocess),
+        "preprocess": {"bucketing": False, "text_crop": False, **preprocess},
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "epoch": int(epoch),
         "global_step": int(global_step),
@@ -139,14 +139,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is a torch file but not a khmer-digits-ocr checkpoint (no '{FORMAT}' marker); "
                               f"it may be a bare state_dict or another project's file.")
-    version = payload.get("format_version", 0)
-    if type(version) is not int:
-        raise CheckpointError(f"{path} has format_version {version!r}, not a number; the file was edited or is "
-                              f"damaged. Use another checkpoint of the run.")
-    if version > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has checkpoint format v{version}, newer than this runner "
-                              f"reads (v{FORMAT_VERSION}); upgrade khmer-digits-ocr.")
-    check_charset(payload.get("charset", {}), str(path))
+    upgrade(payload, str(path), unversioned=0)
+    check_charset(payload.get("charset"), str(path))
     check_stored_layout(payload, str(path))
     if not isinstance(payload.get("state_dict"), dict):
         raise CheckpointError(f"{path} has no state_dict of weights; it was edited or is damaged. Use another "
@@ -165,7 +159,8 @@ def _is_torchscript_archive(path: Path) -> bool:
 
 def check_stored_layout(stored: dict, source: str) -> None:
     """The entries every reader of a checkpoint or export sidecar uses: `model` {name, head, config} and
-    `preprocess` {height, width, crop, text_crop}, with the types and ranges a model can have."""
+    `preprocess` {height, width, bucketing, text_crop}, with the types and ranges a model can have (after
+    runner.stored.upgrade has brought an older file to the current layout)."""
     model, preprocess = stored.get("model"), stored.get("preprocess")
     problems = []
     if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("config"), dict)
@@ -179,8 +174,8 @@ def check_stored_layout(stored: dict, source: str) -> None:
             problems.append(f"preprocess.height must be an integer in 16..256, got {height!r}")
         if not (type(width) is int and 32 <= width <= 4096):
             problems.append(f"preprocess.width must be an integer in 32..4096, got {width!r}")
-        for key in ("crop", "text_crop"):
-            if type(preprocess.get(key, False)) is not bool:
+        for key in ("bucketing", "text_crop"):
+            if type(preprocess.get(key)) is not bool:
                 problems.append(f"preprocess.{key} must be true or false, got {preprocess.get(key)!r}")
     if problems:
         raise CheckpointError(f"{source}: {'; '.join(problems)}. The file was edited or is damaged; use a model "

@@ -43,8 +43,8 @@ def checkpoint_payload(trainer: BaseTrainer, metrics: dict[str, float]) -> dict:
                             metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float))},
                             config_yaml=OmegaConf.to_yaml(config, resolve=True),
                             preprocess={"height": config.data.image_height, "width": config.data.image_width,
-                                        "crop": bool(config.data.get("bucketing", False)),
-                                        "text_crop": bool(config.data.get("text_crop", False))},
+                                        "bucketing": bool(config.data.bucketing),
+                                        "text_crop": bool(config.data.text_crop)},
                             training_state=training_state, commit=trainer.commit)
 
 

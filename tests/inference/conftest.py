@@ -24,7 +24,7 @@ def predictor(checkpoint) -> TorchPredictor:
 @pytest.fixture(scope="package")
 def cropping_predictor(tmp_path_factory) -> TorchPredictor:
     """A CTC model trained with width bucketing: it reads every batch cropped to its widest image."""
-    return load_predictor(save_checkpoint(tmp_path_factory.mktemp("crop") / "best.pt", "ctc_small", seed=2, crop=True))
+    return load_predictor(save_checkpoint(tmp_path_factory.mktemp("crop") / "best.pt", "ctc_small", seed=2, bucketing=True))
 
 
 @pytest.fixture(scope="package")

@@ -103,7 +103,7 @@ def test_export_cli_writes_model_and_sidecar(checkpoint, tmp_path):
     assert "identical texts" in result.stdout and "max abs logit difference" in result.stdout
     sidecar = json.loads(sidecar_path(output).read_text(encoding="utf-8"))
     assert sidecar["model"]["name"] == "small" and sidecar["model"]["head"] == "attention"
-    assert sidecar["preprocess"] == {"height": 32, "width": 128, "crop": False, "text_crop": False} and sidecar["max_length"] == 8
+    assert sidecar["preprocess"] == {"height": 32, "width": 128, "bucketing": False, "text_crop": False} and sidecar["max_length"] == 8
     assert sidecar["charset"]["tokens"][4:] == list("០១២៣៤៥៦៧៨៩")
     assert sidecar["source_checkpoint"] == str(checkpoint) and sidecar["git_commit"] == git_commit()
     assert sidecar["export"]["format"] == "torchscript"

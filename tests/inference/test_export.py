@@ -14,8 +14,8 @@ from runner.models import create_model
 
 def test_parity_batches_add_width_sorted_groups_only_for_a_cropping_model():
     images, _ = rendered_images(20, 32, 128, 8, seed=5)
-    assert len(parity_batches(images, crop=False)) == 1
-    whole, *groups = parity_batches(images, crop=True, group=8)
+    assert len(parity_batches(images, bucketing=False)) == 1
+    whole, *groups = parity_batches(images, bucketing=True, group=8)
     assert torch.equal(whole, images) and [len(group) for group in groups] == [8, 8, 4]
     widths = [content_width(image, multiple=1, min_width=1) for group in groups for image in group]
     assert widths == sorted(widths)
@@ -24,7 +24,7 @@ def test_parity_batches_add_width_sorted_groups_only_for_a_cropping_model():
 def test_cropping_model_exports_to_onnx_with_a_dynamic_width(cropping_predictor, tmp_path):
     path = export_onnx(cropping_predictor, tmp_path / "ctc.onnx")
     exported = load_predictor(path)
-    assert exported.crop
+    assert exported.bucketing
     images, _ = rendered_images(24, 32, 128, 8, seed=5)
     report = check_parity(cropping_predictor, exported, images)  # the whole batch, then width-sorted groups of 8
     assert report.mismatches == [] and report.max_abs_diff < 1e-4 and report.images == 24

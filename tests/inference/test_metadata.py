@@ -18,7 +18,7 @@ def test_checkpoint_metadata_keeps_the_training_seed_and_data_and_ignores_an_unu
     metadata = checkpoint_metadata(load_checkpoint(path), path)
     assert metadata["format"] == EXPORT_FORMAT and metadata["source_checkpoint"] == str(path)
     assert metadata["training"] == {"seed": 7, "data": {"train_size": 99}}  # nothing else of the config travels
-    assert metadata["preprocess"] == {"height": 32, "width": 128, "crop": False, "text_crop": False}
+    assert metadata["preprocess"] == {"height": 32, "width": 128, "bucketing": False, "text_crop": False}
     assert metadata["max_length"] == metadata["model"]["config"]["max_length"] == 8
     path = save_checkpoint(tmp_path / "edited.pt", config_yaml="seed: seven\ndata: {}\n")
     with caplog.at_level(logging.WARNING, logger="runner.inference"):
