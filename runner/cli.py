@@ -1,4 +1,4 @@
-"""What every Hydra entry point shares: schema registration and human-readable failures."""
+"""What every entry point shares: the conf/ path for @hydra.main, job status, and human-readable failures."""
 
 from __future__ import annotations
 

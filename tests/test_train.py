@@ -9,7 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from runner.training.checkpoint import load_checkpoint, load_model, run_checkpoint
-from training_helpers import run
+from training.helpers import run
 
 PRESETS = ["small", "medium", "large", "ctc_small", "ctc_medium"]
 

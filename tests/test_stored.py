@@ -1,4 +1,5 @@
-"""Crafted files: nothing a command reads runs code, nothing it writes destroys data.
+"""runner/stored.py and every reader of stored files: nothing a command reads runs code, nothing it writes
+destroys data.
 
 Every case builds hostile or broken files next to a *sentinel* folder of the user's own files,
 runs one command in this process (the same `main` as `python -m runner...`), and checks the

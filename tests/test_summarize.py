@@ -1,4 +1,4 @@
-"""Multirun paths end to end: sweeps, the sweep summary, optuna, joblib, submitit_local, presets.
+"""runner/summarize.py end to end: sweeps, the sweep summary, optuna, joblib, submitit_local, sweep presets.
 
 Sweeps run as subprocesses (`python -m runner -m ...`), as a user runs them, each on debug=fast cut
 to one train and one val batch, with outputs under a tmp dir. Presets are checked by composition.

@@ -11,7 +11,7 @@ from runner.training import base_trainer, schedulers
 from runner.training.budget import SchedulePlan, StepSpeed, fit_plan, initial_plan, needs_refit, stop_reason
 from runner.training.checkpoint import load_checkpoint
 from runner.training.guards import TrainingInterrupted
-from training_helpers import make_trainer, replace_training_loss
+from training.helpers import make_trainer, replace_training_loss
 
 FINAL_LR = 2e-3 * 1e-3  # optimizer.lr x scheduler.min_lr_ratio: where one-cycle ends
 

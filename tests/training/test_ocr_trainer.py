@@ -6,7 +6,7 @@ import torch
 
 from runner.charset import BLANK, CHAR_TO_INDEX, VOCAB_SIZE
 from runner.metrics import OCRMetrics
-from training_helpers import make_trainer, synthetic_batches
+from training.helpers import make_trainer, synthetic_batches
 
 K = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
 

@@ -10,7 +10,7 @@ from runner.device import cpu_bf16_support
 from runner.models import create_model
 from runner.training import OCRTrainer
 from runner.training.checkpoint import load_checkpoint
-from training_helpers import run
+from training.helpers import run
 
 
 def test_early_stopping_restores_best_weights(tmp_path):
@@ -89,7 +89,7 @@ def test_scheduler_steps_per_optimizer_step(tmp_path):
 
 def test_a_trainer_built_in_python_checks_its_monitor_before_any_step(tmp_path):
     from runner.errors import ConfigError
-    from training_helpers import make_trainer
+    from training.helpers import make_trainer
 
     with pytest.raises(ConfigError, match="trainer.monitor must be one of val/seq_accuracy"):
         make_trainer(tmp_path, "trainer.monitor=val/bogus")

@@ -11,7 +11,7 @@ from runner.errors import UserError, format_user_error
 from runner.training.checkpoint import load_checkpoint
 from runner.training.guards import (NonFiniteLossError, NonFiniteLosses, OutOfMemory, StopSignals,
                                     TrainingInterrupted)
-from training_helpers import make_trainer, replace_training_loss
+from training.helpers import make_trainer, replace_training_loss
 
 
 def test_sigterm_mid_epoch_saves_the_state_and_says_how_to_resume(tmp_path):

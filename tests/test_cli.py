@@ -1,9 +1,9 @@
-"""Reliability through the real command line: nothing is lost on kill -9, SIGTERM, bad input or concurrent runs.
+"""runner/cli.py through the real command line: nothing is lost on kill -9, SIGTERM, bad input or concurrent runs.
 
-Atomic saves under a failing fsync, unreadable/foreign/crafted checkpoints (tests/test_checkpoint.py),
-invalid config values (tests/test_config.py), in-process resume exactness (tests/test_state.py) and
-SIGINT/SIGTERM, NaN/Inf losses and out of memory in the trainer (tests/test_guards.py) are covered
-there; here the same failures are driven through `python -m runner`.
+Atomic saves under a failing fsync, unreadable/foreign/crafted checkpoints (tests/training/test_checkpoint.py),
+invalid config values (tests/test_config.py), in-process resume exactness (tests/training/test_state.py) and
+SIGINT/SIGTERM, NaN/Inf losses and out of memory in the trainer (tests/training/test_guards.py) are covered
+there; here the same failures are driven through `python -m runner` and its entry point.
 """
 
 import json
@@ -25,7 +25,7 @@ from PIL import Image
 from runner.config import CONF_DIR, register_configs
 from runner.models import create_model
 from runner.training.checkpoint import atomic_save, build_checkpoint, load_checkpoint
-from training_helpers import DIGITS, assert_same_final_state, comparable
+from training.helpers import DIGITS, assert_same_final_state, comparable
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from runner.training.checkpoint import atomic_save, load_checkpoint, run_checkpo
 from runner.training.guards import TrainingInterrupted
 from runner.training.run_dir import RunDirInUse
 from runner.training.state import resume_path, rng_state, set_rng_state
-from training_helpers import (assert_same_final_state, bucketed_loaders, comparable, make_trainer,
+from training.helpers import (assert_same_final_state, bucketed_loaders, comparable, make_trainer,
                               replace_training_loss, run)
 
 

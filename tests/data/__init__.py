@@ -1,0 +1,1 @@
+"""Tests of runner/data/, one file per module."""

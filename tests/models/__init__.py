@@ -1,0 +1,1 @@
+"""Tests of runner/models/, one file per module."""

@@ -1,0 +1,1 @@
+"""Tests of runner/training/, one file per module."""
