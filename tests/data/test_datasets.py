@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from PIL import Image
 
 from runner.data import datasets as datasets_module
 from runner.data.datasets import KhmerDigitsDataset, LabeledFolderDataset
+from data.helpers import GOOD, make_folder
 from runner.errors import DataError
 
 
@@ -61,17 +61,6 @@ def test_bad_metadata_labels_are_named(tiny_dataset, tmp_path, label, message):
     path = broken_copy(tiny_dataset, tmp_path, lambda meta, root: meta["val"][1].update(label=label))
     with pytest.raises(DataError, match=rf"\[val\]\[1\].*{message}"):
         KhmerDigitsDataset(path, "val")
-
-
-def make_folder(root, lines, images=("a.png", "b.png", "c.png", "d.png", "e.png")):
-    root.mkdir(parents=True, exist_ok=True)
-    for name in images:
-        Image.new("L", (60, 20), 255).save(root / name)
-    (root / "labels.tsv").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return root
-
-
-GOOD = ["file\ttext", "a.png\t១២", "# a comment", "", "b.png\t៣", "c.png\t៤៥៦", "d.png\t៧", "e.png\t៨៩"]
 
 
 def test_labeled_folder_loads_and_skips_header_comments_and_blank_lines(tmp_path):

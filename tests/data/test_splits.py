@@ -6,7 +6,7 @@ from runner.data.config import DataConfig
 from runner.data.datasets import LabeledFolderDataset
 from runner.data.splits import build_datasets, generated_datasets
 from runner.errors import DataError
-from test_data_datasets import GOOD, make_folder
+from data.helpers import GOOD, make_folder
 
 
 def test_folder_kind_splits_val_by_seeded_fraction_or_val_dir(tmp_path):
