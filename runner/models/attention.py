@@ -13,8 +13,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from runner.charset import EOS, SOS, VOCAB_SIZE, decode
-from runner.models.encoder import OCRModel, greedy_confidence
+from runner.charset import EOS, SOS, VOCAB_SIZE
+from runner.decoding import attention_decode
+from runner.models.encoder import OCRModel
 
 
 class AttentionDecoder(nn.Module):
@@ -96,9 +97,4 @@ class AttentionOCR(OCRModel):
 
     def decode_logits(self, logits: torch.Tensor) -> tuple[list[str], list[float]]:
         """Texts up to each row's first EOS; confidence = product of max probs up to and incl. EOS."""
-        tokens = logits.argmax(dim=-1)
-        is_eos = tokens == EOS
-        # Steps that count: everything up to the first EOS, or all steps if none was emitted.
-        first_eos = torch.where(is_eos.any(dim=1), is_eos.int().argmax(dim=1), tokens.shape[1] - 1)
-        texts = [decode(row) for row in tokens.tolist()]
-        return texts, greedy_confidence(logits, first_eos + 1)
+        return attention_decode(logits.detach().float().cpu().numpy())

@@ -11,8 +11,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from runner.charset import BLANK, INDEX_TO_CHAR, VOCAB_SIZE
-from runner.models.encoder import WIDTH_STRIDE, OCRModel, greedy_confidence
+from runner.charset import VOCAB_SIZE
+from runner.decoding import ctc_collapse, ctc_decode
+from runner.models.encoder import WIDTH_STRIDE, OCRModel
 
 
 def min_ctc_steps(max_length: int) -> int:
@@ -48,17 +49,8 @@ class CRNN(OCRModel):
 
     def decode_logits(self, logits: torch.Tensor) -> tuple[list[str], list[float]]:
         """Best-path decoding; confidence = product of per-column max probs (the best path's probability)."""
-        steps = torch.full((logits.shape[0],), logits.shape[1], dtype=torch.long)
-        return self.decode_texts(logits), greedy_confidence(logits, steps)
+        return ctc_decode(logits.detach().float().cpu().numpy())
 
     def decode_texts(self, logits: torch.Tensor) -> list[str]:
         """Best path: the argmax per column, repeats collapsed, blanks and non-digit tokens dropped."""
-        texts = []
-        for row in logits.argmax(dim=-1).tolist():
-            chars, previous = [], BLANK
-            for token in row:
-                if token != previous and token in INDEX_TO_CHAR:
-                    chars.append(INDEX_TO_CHAR[token])
-                previous = token
-            texts.append("".join(chars))
-        return texts
+        return ctc_collapse(logits.detach().argmax(dim=-1).tolist())

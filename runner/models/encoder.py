@@ -164,14 +164,3 @@ class OCRModel(nn.Module):
 
     def predict(self, images: torch.Tensor) -> list[str]:
         return self.predict_with_confidence(images)[0]
-
-
-def greedy_confidence(logits: torch.Tensor, steps: torch.Tensor) -> list[float]:
-    """Product of the max softmax probability over the first `steps[b]` steps of each row.
-
-    Summed in log space, in float32, so long sequences do not underflow before exp.
-    """
-    log_probs = torch.log_softmax(logits.float(), dim=-1).max(dim=-1).values
-    positions = torch.arange(log_probs.shape[1], device=log_probs.device)
-    mask = positions.unsqueeze(0) < steps.to(log_probs.device).unsqueeze(1)
-    return torch.exp((log_probs * mask).sum(dim=1)).tolist()
