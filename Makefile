@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install fonts system-deps test test-slow train samples generate bench tensorboard \
+.PHONY: help install fonts system-deps test test-slow train samples generate report bench tensorboard \
         sweep-lr compare-losses compare-models search-lr clean
 
 help:  ## List every target with one line each
@@ -44,6 +44,9 @@ train: $(STAMP)  ## Train the default model on the default generated data (pytho
 
 generate: $(STAMP)  ## Write a dataset to data.dir (python -m runner.generate)
 	$(PY) -m runner.generate $(ARGS)
+
+report: $(STAMP)  ## Evaluate a model and write report.html, what it gets wrong (ARGS="checkpoint=RUN_DIR [split=val_hard]")
+	$(PY) -m runner.evaluate $(ARGS)
 
 samples: $(STAMP)  ## Write a grid of generated samples to outputs/samples.png
 	$(PY) -m runner.data.samples $(ARGS)

@@ -17,6 +17,8 @@ rank and `merge` them.
 from __future__ import annotations
 
 import heapq
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
@@ -80,6 +82,94 @@ def _scores(predictions: Texts, targets: Texts) -> dict[str, float]:
     metrics = OCRMetrics(worst_k=0)
     metrics.update(predictions, targets)
     return metrics.compute()
+
+
+@dataclass
+class ScoredSamples:
+    """Decoded predictions with their truth, image paths and confidences, one entry per image, in reading order."""
+
+    predictions: list[str] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
+
+    def extend(self, predictions: Sequence[str], targets: Sequence[str], paths: Sequence[str],
+               confidences: Sequence[float]) -> None:
+        self.predictions.extend(predictions)
+        self.targets.extend(targets)
+        self.paths.extend(paths)
+        self.confidences.extend(confidences)
+
+    @classmethod
+    def joined(cls, parts: Sequence["ScoredSamples"]) -> "ScoredSamples":
+        """Every rank's samples, in rank order."""
+        whole = cls()
+        for part in parts:
+            whole.extend(part.predictions, part.targets, part.paths, part.confidences)
+        return whole
+
+    def correct(self) -> list[bool]:
+        """Whether each image was read exactly."""
+        return [predicted == truth for predicted, truth in zip(self.predictions, self.targets)]
+
+    def scored(self, worst_k: int = 20) -> "OCRMetrics":
+        """An OCRMetrics holding exactly these samples."""
+        metrics = OCRMetrics(worst_k=worst_k)
+        metrics.update(self.predictions, self.targets, paths=self.paths, confidences=self.confidences or None)
+        return metrics
+
+
+def grouped_scores(samples: ScoredSamples, groups: Sequence[Iterable[str]]) -> dict[str, dict[str, float]]:
+    """{group: {images, seq_accuracy, cer}} where `groups[i]` names the groups image i belongs to (any number).
+
+    Groups are sorted by name; an image in no group counts in none.
+    """
+    members: dict[str, list[int]] = {}
+    for index, names in enumerate(groups):
+        for name in names:
+            members.setdefault(str(name), []).append(index)
+    table = {}
+    for name in sorted(members):
+        metrics = OCRMetrics(worst_k=0)
+        metrics.update([samples.predictions[i] for i in members[name]], [samples.targets[i] for i in members[name]])
+        scores = metrics.compute()
+        table[name] = {"images": int(scores["count"]), "seq_accuracy": scores["seq_accuracy"], "cer": scores["cer"]}
+    return table
+
+
+def readings_report(samples: ScoredSamples, groups: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, Any]:
+    """per_font, per_degradation (where `groups`, image path -> record_groups, records them) and confidence
+    (runner.calibration.confidence_report) of one pass over a split."""
+    from runner.calibration import confidence_report
+
+    report: dict[str, Any] = {}
+    for kind, key in (("font", "per_font"), ("degradation", "per_degradation")):
+        members = [list(groups.get(path, {}).get(kind, [])) for path in samples.paths]
+        if any(members):
+            report[key] = grouped_scores(samples, members)
+    if samples.confidences:
+        report["confidence"] = confidence_report(samples.confidences, samples.correct())
+    return report
+
+
+def _finite(value: Any) -> Any:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def metrics_report(metrics: OCRMetrics, readings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Everything metrics.json holds about the predictions (JSON-safe: NaN becomes null), with `readings`
+    (readings_report: per font, per degradation, confidence) where given."""
+    statistics = metrics.statistics()
+    return {
+        "metrics": metrics.compute(),
+        "per_length_accuracy": {str(k): v for k, v in statistics.pop("per_length_accuracy").items()},
+        "length_histogram": {str(k): v for k, v in statistics.pop("length_histogram").items()},
+        "per_class_accuracy": {k: _finite(v) for k, v in metrics.per_class_accuracy().items()},
+        "statistics": statistics,
+        "error_analysis": metrics.error_analysis(),
+        "confusion_matrix": {"labels": list(CLASS_LABELS), "counts": metrics.confusion_matrix().tolist()},
+        **(readings or {}),
+    }
 
 
 def _worst_key(example: Mapping[str, Any]) -> tuple:

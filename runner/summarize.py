@@ -15,6 +15,7 @@ import logging
 import math
 import sys
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Optional
 
 import yaml
@@ -27,7 +28,7 @@ COLUMNS = ["job", "overrides", "status", "best_val_seq_accuracy", "val_cer", "be
            "error", "output_dir"]
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path) -> dict:
     """A job's JSON record as a mapping; {} when it is missing, unreadable or not a mapping (it is data)."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
@@ -68,8 +69,8 @@ def _finite(value: Any) -> Optional[float]:
 def job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
     """One job's row; accuracy, CER and epoch are those of its best (monitored) epoch."""
     overrides = _read_overrides(job_dir / ".hydra" / "overrides.yaml")
-    status = _read_json(job_dir / "job_status.json")
-    metrics = _read_json(job_dir / "metrics.json")
+    status = read_json(job_dir / "job_status.json")
+    metrics = read_json(job_dir / "metrics.json")
     at_best = metrics.get("best_epoch_metrics") or metrics.get("final_metrics")
     at_best = at_best if isinstance(at_best, dict) else {}
     state = status.get("status") if isinstance(status.get("status"), str) else ("completed" if metrics else "unknown")
@@ -88,6 +89,7 @@ def job_row(job_dir: Path, sweep_dir: Path) -> dict[str, Any]:
         "wall_time_s": None if _finite(status.get("wall_time_s")) is None else round(status["wall_time_s"], 1),
         "error": error[:300],
         "output_dir": str(job_dir),
+        "_report": (job_dir / "report.html").is_file(),
         "_history": _history(metrics.get("history")),
         "_overrides": overrides,
     }
@@ -154,14 +156,22 @@ def _markdown(rows: list[dict], sweep_dir: Path, common: list[str]) -> str:
     if common:
         lines += [f"Overrides common to every job: `{' '.join(common)}`", ""]
     lines += ["| rank | overrides | status | best val seq acc | val CER | best epoch | epochs | wall time (s) | "
-              "output dir | error |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "output dir | report | error |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for rank, row in enumerate(rows, start=1):
         lines.append(f"| {rank} | `{_differing_overrides(row, common)}` | {row['status']} | "
                      f"{_fmt(row['best_val_seq_accuracy'])} | {_fmt(row['val_cer'])} | {_fmt(row['best_epoch'])} | "
                      f"{_fmt(row['epochs'])} | {_fmt(row['wall_time_s'], 1)} | {row['job']}/ | "
-                     f"{row['error'].replace('|', '/')} |")
+                     f"{_report_link(row['job'], row['_report'])} | {row['error'].replace('|', '/')} |")
     return "\n".join(lines) + "\n"
+
+
+def _report_link(job: str, exists: bool) -> str:
+    """A relative Markdown link to the job's report.html (see runner/report.py), or '-' without one."""
+    if not exists:
+        return "-"
+    target = "/".join(quote(part) for part in Path(job, "report.html").parts)
+    return f"[report]({target})"
 
 
 def _plot(rows: list[dict], path: Path, common: list[str]) -> None:

@@ -25,3 +25,14 @@ def test_tensorboard_serves_localhost_unless_another_host_is_named():
     assert dry_run("tensorboard").endswith("--logdir outputs --host localhost")
     assert dry_run("tensorboard", env={"HOST": "this-machine.example"}).endswith("--host localhost")  # zsh sets HOST
     assert dry_run("tensorboard", "HOST=0.0.0.0").endswith("--host 0.0.0.0")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_report_evaluates_the_named_run_and_is_listed_in_help():
+    result = subprocess.run(["make", "--no-print-directory", "-n", "report", "ARGS=checkpoint=outputs/run split=val_hard"],
+                            cwd=REPO, capture_output=True, text=True, timeout=60,
+                            env={k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].endswith("-m runner.evaluate checkpoint=outputs/run split=val_hard")
+    listed = subprocess.run(["make", "--no-print-directory", "help"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert "report.html" in listed.stdout

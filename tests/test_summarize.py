@@ -182,3 +182,16 @@ def test_lr_optuna_searches_log_lr_and_maximizes():
     hydra = hydra_config(["hparams_search=lr_optuna"]).hydra
     assert hydra.mode == RunMode.MULTIRUN and hydra.sweeper.direction == "maximize"
     assert hydra.sweeper.params["optimizer.lr"].startswith("tag(log") and len(hydra.sweeper.params) >= 2
+
+
+def test_the_summary_links_each_jobs_report_when_it_exists(tmp_path):
+    for job, with_report in (("0", True), ("1 lr", False)):
+        (tmp_path / job / ".hydra").mkdir(parents=True)
+        (tmp_path / job / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={job[0]}\n")
+        (tmp_path / job / "metrics.json").write_text('{"monitor": "val/seq_accuracy", "best_metric": 0.5}')
+        if with_report:
+            (tmp_path / job / "report.html").write_text("<html></html>")
+    summary = summarize.summarize(tmp_path) and (tmp_path / "summary.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[9].strip(): line.split("|")[10].strip() for line in summary.splitlines()
+            if line.startswith("| ") and line[2].isdigit()}
+    assert rows == {"0/": "[report](0/report.html)", "1 lr/": "-"}

@@ -62,6 +62,27 @@ class Augmentation:
         return out
 
 
+# Fields of an Augmentation.record() that degrade the image, under the name a report shows; the
+# others (padding, colours, aspect ratio, a plain background) vary it without making it harder to read.
+DEGRADATIONS = {"blur_radius": "blur", "noise_sigma": "noise", "jpeg_quality": "jpeg", "lowres_scale": "low resolution",
+                "perspective": "perspective", "rotation": "rotation", "shear": "shear", "inverted": "inverted",
+                "underline": "underline", "table_rules": "table rules"}
+
+
+def degradation_kinds(record: Any) -> list[str]:
+    """The degradations an Augmentation.record() (read back from metadata.yaml: data) says were applied.
+
+    A background other than solid counts as '<kind> background'; an unrecognised record gives [].
+    """
+    if not isinstance(record, dict):
+        return []
+    kinds = [name for key, name in DEGRADATIONS.items() if key in record]
+    background = record.get("background")
+    if isinstance(background, str) and background != "solid":
+        kinds.append(f"{background} background")
+    return kinds
+
+
 def _rounded(value: Any) -> Any:
     if isinstance(value, float):
         return round(value, 3)

@@ -32,6 +32,7 @@ from typing import Any, Optional, Sequence
 import yaml
 from tqdm import tqdm
 
+from runner.data.augment import degradation_kinds
 from runner.data.config import AugmentConfig, DataConfig, as_data_config
 from runner.data.fonts import FontSpec, discover_fonts, families, split_held_out
 from runner.data import pixel_store
@@ -189,6 +190,28 @@ def _render_one(task: tuple[str, int]) -> dict[str, Any]:
     if plan.is_hard(index):
         record["hard"] = True
     return record
+
+
+def record_groups(record: Any) -> dict[str, list[str]]:
+    """{"font": [family], "degradation": [kinds, or "none"]} of one sample record of metadata.yaml (data,
+    read as such: a missing or odd field just leaves its group empty)."""
+    if not isinstance(record, dict):
+        return {"font": [], "degradation": []}
+    font = record.get("font")
+    kinds = degradation_kinds(record.get("augment"))
+    if record.get("hard") is True:
+        kinds.append("heavy augment")
+    return {"font": [font] if isinstance(font, str) and font else [],
+            "degradation": kinds or (["none"] if isinstance(record.get("augment"), dict) else [])}
+
+
+def groups_by_path(dataset: Any) -> dict[str, dict[str, list[str]]]:
+    """record_groups of every image of a generated split, by image path; {} for a dataset without records."""
+    records = getattr(dataset, "records", None)
+    paths = getattr(dataset, "paths", None)
+    if not isinstance(records, list) or paths is None:
+        return {}
+    return {str(path): record_groups(record) for path, record in zip(paths, records)}
 
 
 def default_workers() -> int:

@@ -52,6 +52,7 @@ class EvaluateConfig(_InferenceConfig):
     seed: Optional[int] = help_field("Seed of the generated dataset; null = the seed the checkpoint was trained with.",
                                 None)
     worst_k: int = help_field("Worst errors written to worst_errors.tsv.", 50)
+    report_images: int = help_field("Misreads shown in report.html, most confident first; 0 = none.", 200)
     data: DataConfig = field(default_factory=DataConfig)
 
 

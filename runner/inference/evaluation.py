@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -19,7 +18,8 @@ from runner.data.splits import build_datasets
 from runner.data.generate import resolve_path
 from runner.errors import CheckpointError, DataError
 from runner.inference.predictors import Predictor
-from runner.metrics import CLASS_LABELS, OCRMetrics
+from runner.outputs import write_text_atomic
+from runner.metrics import OCRMetrics, ScoredSamples, metrics_report
 
 
 def override_keys(overrides: Sequence[str]) -> list[str]:
@@ -94,38 +94,26 @@ def evaluation_dataset(data: DataConfig, split: str, seed: int, metadata: Option
     return dataset, f"{where} [{split}]"
 
 
-def evaluate_dataset(predictor: Predictor, dataset: torch.utils.data.Dataset, batch_size: int = 64,
-                     worst_k: int = 50, num_workers: int = 0, max_length: int = 8) -> OCRMetrics:
-    """Run `predictor` over `dataset` (already preprocessed at the predictor's size) and score it."""
+def read_dataset(predictor: Predictor, dataset: torch.utils.data.Dataset, batch_size: int = 64,
+                 num_workers: int = 0, max_length: int = 8) -> ScoredSamples:
+    """Run `predictor` over `dataset` (already preprocessed at the predictor's size): what it read, per image."""
     if tuple(dataset[0]["image"].shape) != (1, predictor.height, predictor.width):
         raise DataError(f"the dataset yields images of shape {list(dataset[0]['image'].shape)}, but "
                         f"{predictor.source} reads [1, {predictor.height}, {predictor.width}].")
-    metrics = OCRMetrics(worst_k=worst_k)
+    samples = ScoredSamples()
     # A cropping model reads width-sorted batches, as in validation during training.
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, max_length=max_length,
                          bucketing=predictor.bucketing)
     for batch in loader:
         texts, confidences = predictor.predict(batch["images"])
-        metrics.update(texts, batch["texts"], paths=batch["paths"], confidences=confidences)
-    return metrics
+        samples.extend(texts, list(batch["texts"]), list(batch["paths"]), list(confidences))
+    return samples
 
 
-def _finite(value: Any) -> Any:
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
-def metrics_report(metrics: OCRMetrics) -> dict[str, Any]:
-    """Everything metrics.json holds about the predictions (JSON-safe: NaN becomes null)."""
-    statistics = metrics.statistics()
-    return {
-        "metrics": metrics.compute(),
-        "per_length_accuracy": {str(k): v for k, v in statistics.pop("per_length_accuracy").items()},
-        "length_histogram": {str(k): v for k, v in statistics.pop("length_histogram").items()},
-        "per_class_accuracy": {k: _finite(v) for k, v in metrics.per_class_accuracy().items()},
-        "statistics": statistics,
-        "error_analysis": metrics.error_analysis(),
-        "confusion_matrix": {"labels": list(CLASS_LABELS), "counts": metrics.confusion_matrix().tolist()},
-    }
+def evaluate_dataset(predictor: Predictor, dataset: torch.utils.data.Dataset, batch_size: int = 64,
+                     worst_k: int = 50, num_workers: int = 0, max_length: int = 8) -> OCRMetrics:
+    """Run `predictor` over `dataset` and score it."""
+    return read_dataset(predictor, dataset, batch_size, num_workers, max_length).scored(worst_k)
 
 
 def format_report_table(report: dict[str, Any]) -> str:
@@ -145,13 +133,14 @@ def format_report_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def write_evaluation(metrics: OCRMetrics, output_dir: Path, context: dict[str, Any]) -> dict[str, Path]:
-    """metrics.json (report + `context`), confusion_matrix.png and worst_errors.tsv in `output_dir`."""
+def write_evaluation(metrics: OCRMetrics, output_dir: Path, context: dict[str, Any],
+                     readings: Optional[dict[str, Any]] = None) -> dict[str, Path]:
+    """metrics.json (report + `context` + `readings`), confusion_matrix.png and worst_errors.tsv in `output_dir`."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    report = {**context, **metrics_report(metrics)}
+    report = {**context, **metrics_report(metrics, readings)}
     paths = {"metrics": output_dir / "metrics.json", "confusion_matrix": output_dir / "confusion_matrix.png",
              "worst_errors": output_dir / "worst_errors.tsv"}
-    paths["metrics"].write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+    write_text_atomic(paths["metrics"], json.dumps(report, indent=2, ensure_ascii=False))
     metrics.plot_confusion_matrix(paths["confusion_matrix"])
     with open(paths["worst_errors"], "w", encoding="utf-8") as handle:
         handle.write("path\ttruth\tprediction\tconfidence\tedit_distance\n")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -12,35 +11,12 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from runner.metrics import plot_confusion_matrix
+from runner.data.generate import groups_by_path
+from runner.metrics import ScoredSamples, metrics_report, plot_confusion_matrix, readings_report
+from runner.report import write_report
 from runner.training import tensorboard
 from runner.training.base_trainer import BaseTrainer
 from runner.training.distributed import unwrap
-
-
-@dataclass
-class ScoredSamples:
-    """One validation pass's decoded predictions with their truth, image paths and confidences."""
-
-    predictions: list[str] = field(default_factory=list)
-    targets: list[str] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    confidences: list[float] = field(default_factory=list)
-
-    def extend(self, predictions: Sequence[str], targets: Sequence[str], paths: Sequence[str],
-               confidences: Sequence[float]) -> None:
-        self.predictions.extend(predictions)
-        self.targets.extend(targets)
-        self.paths.extend(paths)
-        self.confidences.extend(confidences)
-
-    @classmethod
-    def joined(cls, parts: Sequence["ScoredSamples"]) -> "ScoredSamples":
-        """Every rank's samples, in rank order."""
-        whole = cls()
-        for part in parts:
-            whole.extend(part.predictions, part.targets, part.paths, part.confidences)
-        return whole
 
 
 class OCRTrainer(BaseTrainer):
@@ -143,6 +119,25 @@ class OCRTrainer(BaseTrainer):
         analysis = self._analyze_errors(predictions, targets, samples.paths, samples.confidences)
         write_error_report(out / "errors.md", self._calculate_metrics(predictions, targets), analysis,
                            self.tcfg.num_worst_examples)
-        results["paths"].update({"confusion_matrix": str(out / "confusion_matrix.png"), "error_report": str(out / "errors.md")})
+        results.update(self._write_report(out / "report.html", results, samples))
+        results["paths"].update({"confusion_matrix": str(out / "confusion_matrix.png"), "error_report": str(out / "errors.md"),
+                                 "report": str(out / "report.html")})
         if self.writer is not None:
             tensorboard.log_hparams(self.writer, self.global_step, self.config, results)
+
+    def _write_report(self, path: Path, results: dict[str, Any], samples: ScoredSamples) -> dict[str, Any]:
+        """report.html of the final validation pass (runner/report.py); returns its per-font, per-degradation and
+        confidence figures for metrics.json."""
+        groups = groups_by_path(getattr(self._val_loader(), "dataset", None))
+        readings = readings_report(samples, groups)
+        scores = {"val": results["final_metrics"], **results["extra_val_metrics"]}
+        splits = {split: {"images": int(row.get(f"{split}/images", 0)), "seq_accuracy": row.get(f"{split}/seq_accuracy"),
+                          "cer": row.get(f"{split}/cer")} for split, row in scores.items()}
+        data = self.config.data
+        curves = path.parent / "curves.png"
+        write_report(path, {**metrics_report(samples.scored(worst_k=0), readings),
+                            "data": {"source": "validation split of the training data"}}, samples,
+                     title=f"What {self.config.model.name} gets wrong on val (end of training)", splits=splits,
+                     groups=groups, preprocess=(data.image_height, data.image_width, bool(data.text_crop)),
+                     history=self.history, curves_png=curves if curves.is_file() else None)
+        return readings

@@ -216,3 +216,13 @@ def test_folders_of_killed_generations_are_removed_once_their_process_is_gone(tm
         (folder / "train").mkdir(parents=True)
     assert remove_abandoned_folders(tmp_path, ".khmer-digits-") == [dead]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, other.name])
+
+
+def test_record_groups_name_the_font_and_every_degradation_a_record_shows():
+    from runner.data.generate import record_groups
+
+    record = {"font": "Khmer OS", "augment": {"padding": [0.1] * 4, "background": "paper", "blur_radius": 0.4,
+                                              "ink_colour": [9, 9, 9]}, "hard": True}
+    assert record_groups(record) == {"font": ["Khmer OS"], "degradation": ["blur", "paper background", "heavy augment"]}
+    assert record_groups({"font": "Khmer OS", "augment": {"background": "solid"}})["degradation"] == ["none"]
+    assert record_groups("not a record") == {"font": [], "degradation": []}  # metadata is data: odd entries are skipped

@@ -1,5 +1,7 @@
 """OCRTrainer (runner/training/ocr_trainer.py): the seed API is what validation and the reports run on."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -92,3 +94,7 @@ def test_final_reports_are_built_from_the_final_validation_pass(trainer, tmp_pat
     assert (tmp_path / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     report = (tmp_path / "errors.md").read_text(encoding="utf-8")
     assert "sample_0_" in report  # the worst examples name their images
+    metrics = json.loads((tmp_path / "metrics.json").read_text(encoding="utf-8"))
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")  # report.html of the final validation pass
+    assert metrics["paths"]["report"] == str(tmp_path / "report.html") and "Training curves" in page
+    assert metrics["confidence"]["images"] == len(val_texts) and "reject curve" in page
