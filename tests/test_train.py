@@ -24,13 +24,15 @@ def scalars(run_dir: Path) -> dict[str, list[float]]:
 def test_fast_run_per_preset_writes_layout_checkpoints_and_tensorboard(preset, tmp_path):
     results = run(tmp_path, f"model={preset}")
     out = Path(results["paths"]["output_dir"])
-    for name in ("checkpoints/best.pt", "checkpoints/last.pt", "metrics.json", "confusion_matrix.png", "errors.md"):
+    for name in ("checkpoints/best.pt", "checkpoints/last.pt", "metrics.json", "confusion_matrix.png", "errors.md",
+                 "curves.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["epochs_completed"] == 1 and "val/seq_accuracy" in metrics["final_metrics"]
     assert {"train_s", "final_eval_s"} <= set(metrics["timings"])
     assert metrics["paths"]["best_checkpoint"] == str(run_checkpoint(out, "best"))
     assert metrics["paths"]["last_checkpoint"] == str(run_checkpoint(out, "last"))
+    assert metrics["paths"]["curves"] == str(out / "curves.png")
 
     model, payload = load_model(out)  # a run dir loads its best checkpoint
     assert payload["model"]["name"] == preset and payload["preprocess"] == {"height": 32, "width": 128, "bucketing": True,
@@ -40,6 +42,6 @@ def test_fast_run_per_preset_writes_layout_checkpoints_and_tensorboard(preset, t
 
     logged = scalars(out)
     for tag in ("train/loss", "val/loss", "val/seq_accuracy", "val/char_accuracy", "val/cer", "train/lr",
-                "train/grad_norm", "train/samples_per_s", "hparams/seq_accuracy"):
+                "train/grad_norm", "train/images_per_s", "epoch/images_per_s", "hparams/seq_accuracy"):
         assert tag in logged, f"{tag} missing from TensorBoard ({sorted(logged)})"
     assert all(math.isfinite(v) for v in logged["train/loss_step"])

@@ -19,6 +19,7 @@ from runner.data import pixel_store
 from runner.data.generate import METADATA_FILE, read_metadata
 from runner.data.preprocess import content_widths, fitted_size, load_image, preprocess_image_uint8, uint8_to_tensor
 from runner.errors import DataError
+from runner.progress import progress_bar
 
 Sample = dict[str, Any]  # {"image": float32 [1, H, W], "text": str, "path": str}
 log = logging.getLogger("runner.data")
@@ -38,6 +39,7 @@ class ImageListDataset(Dataset):
         self.paths = [Path(path) for path, _ in items]
         self.texts = [text for _, text in items]
         self.image_height, self.image_width, self.text_crop = image_height, image_width, text_crop
+        self.source = source
         self.cache: Optional[np.ndarray] = None
         self.cached: Optional[np.ndarray] = None
         self._widths: Optional[np.ndarray] = None
@@ -86,20 +88,23 @@ class ImageListDataset(Dataset):
             log.info("loaded %d preprocessed images into memory in %.1f s", len(self.cache), time.perf_counter() - started)
             return
         workers = min(workers or torch.get_num_threads(), -(-len(missing) // chunk))
-        if workers <= 1 or os.name != "posix":
-            for index in missing:
-                self.pixels(int(index))
-        else:
-            global _FILLING
-            _FILLING = self  # forked workers inherit it: nothing but the indices crosses the pipe
-            parts = [missing[start:start + chunk] for start in range(0, len(missing), chunk)]
-            try:
-                with get_context("fork").Pool(workers) as pool:
-                    for indices, pixels in zip(parts, pool.imap(_preprocess_part, parts)):
-                        self.cache[indices] = pixels
-                        self.cached[indices] = True
-            finally:
-                _FILLING = None
+        with progress_bar(len(missing), f"decoding {self.source}", "images") as bar:
+            if workers <= 1 or os.name != "posix":
+                for index in missing:
+                    self.pixels(int(index))
+                    bar.update(1)
+            else:
+                global _FILLING
+                _FILLING = self  # forked workers inherit it: nothing but the indices crosses the pipe
+                parts = [missing[start:start + chunk] for start in range(0, len(missing), chunk)]
+                try:
+                    with get_context("fork").Pool(workers) as pool:
+                        for indices, pixels in zip(parts, pool.imap(_preprocess_part, parts)):
+                            self.cache[indices] = pixels
+                            self.cached[indices] = True
+                            bar.update(len(indices))
+                finally:
+                    _FILLING = None
         log.info("decoded %d images into memory in %.1f s (%d processes)", len(missing), time.perf_counter() - started,
                  workers)
 

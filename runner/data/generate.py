@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import yaml
-from tqdm import tqdm
 
 from runner.data.augment import degradation_kinds
 from runner.data.config import AugmentConfig, DataConfig, as_data_config
@@ -39,6 +38,7 @@ from runner.data import pixel_store
 from runner.data.preprocess import preprocess_image_uint8
 from runner.data.render import render_sample, sample_key
 from runner.errors import DataError
+from runner.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,7 @@ def generate_dataset(cfg: DataConfig, seed: int, out_dir: str | Path, workers: O
 
     started = time.perf_counter()
     records: list[dict[str, Any]] = []
-    bar = tqdm(total=len(tasks), desc=f"rendering {len(tasks)} images", unit="img", disable=not progress)
+    bar = progress_bar(len(tasks), "rendering", "images", show=None if progress else False)
     if workers == 1:
         _init_worker(*init_args)
         for task in tasks:

@@ -13,13 +13,14 @@ from omegaconf.errors import OmegaConfBaseException
 from runner.config import TrainingConfig
 from runner.data.config import DataConfig, as_data_config, data_seed
 from runner.data.datasets import KhmerDigitsDataset, LabeledFolderDataset
+from runner.data.generate import resolve_path
 from runner.data.loaders import make_loader
 from runner.data.splits import build_datasets
-from runner.data.generate import resolve_path
 from runner.errors import CheckpointError, DataError
 from runner.inference.predictors import Predictor
-from runner.outputs import write_text_atomic
 from runner.metrics import OCRMetrics, ScoredSamples, metrics_report
+from runner.outputs import write_text_atomic
+from runner.progress import progress
 
 
 def override_keys(overrides: Sequence[str]) -> list[str]:
@@ -104,7 +105,7 @@ def read_dataset(predictor: Predictor, dataset: torch.utils.data.Dataset, batch_
     # A cropping model reads width-sorted batches, as in validation during training.
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, max_length=max_length,
                          bucketing=predictor.bucketing)
-    for batch in loader:
+    for batch in progress(loader, len(loader), "evaluating", "batches"):
         texts, confidences = predictor.predict(batch["images"])
         samples.extend(texts, list(batch["texts"]), list(batch["paths"]), list(confidences))
     return samples

@@ -16,6 +16,7 @@ from runner.data.generate import resolve_path
 from runner.data.preprocess import content_width, load_image
 from runner.errors import DataError
 from runner.inference.predictors import Predictor
+from runner.progress import progress_bar
 
 log = logging.getLogger("runner.inference")
 
@@ -95,25 +96,27 @@ def predict_files(predictor: Predictor, images: Sequence[ImageInput], batch_size
     chunk sorted by text width, so its batches are cropped like the width-bucketed training batches.
     """
     chunk = batch_size * (chunk_batches if predictor.bucketing else 1)
-    for start in range(0, len(images), chunk):
-        part = images[start:start + chunk]
-        tensors: list[torch.Tensor] = []
-        readable: list[int] = []
-        results: list[Optional[Prediction]] = [None] * len(part)
-        for index, item in enumerate(part):
-            try:
-                tensors.append(predictor.preprocess(load_image(item.path)))
-                readable.append(index)
-            except DataError as error:
-                log.warning("skipping %s: %s", item.name, error)
-                results[index] = Prediction(item.name, "", 0.0, str(error))
-        order = list(range(len(tensors)))
-        if predictor.bucketing:
-            order.sort(key=lambda i: content_width(tensors[i], multiple=1, min_width=1))
-        for first in range(0, len(order), batch_size):
-            members = order[first:first + batch_size]
-            texts, confidences = predictor.predict(torch.stack([tensors[i] for i in members]))
-            for member, text, confidence in zip(members, texts, confidences):
-                index = readable[member]
-                results[index] = Prediction(part[index].name, text, float(confidence))
-        yield from results  # type: ignore[misc]
+    with progress_bar(len(images), "predicting", "images") as bar:
+        for start in range(0, len(images), chunk):
+            part = images[start:start + chunk]
+            tensors: list[torch.Tensor] = []
+            readable: list[int] = []
+            results: list[Optional[Prediction]] = [None] * len(part)
+            for index, item in enumerate(part):
+                try:
+                    tensors.append(predictor.preprocess(load_image(item.path)))
+                    readable.append(index)
+                except DataError as error:
+                    log.warning("skipping %s: %s", item.name, error)
+                    results[index] = Prediction(item.name, "", 0.0, str(error))
+            order = list(range(len(tensors)))
+            if predictor.bucketing:
+                order.sort(key=lambda i: content_width(tensors[i], multiple=1, min_width=1))
+            for first in range(0, len(order), batch_size):
+                members = order[first:first + batch_size]
+                texts, confidences = predictor.predict(torch.stack([tensors[i] for i in members]))
+                for member, text, confidence in zip(members, texts, confidences):
+                    index = readable[member]
+                    results[index] = Prediction(part[index].name, text, float(confidence))
+            yield from results  # type: ignore[misc]
+            bar.update(len(part))

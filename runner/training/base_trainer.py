@@ -17,7 +17,6 @@ import json
 import logging
 import math
 import signal
-import sys
 import time
 from abc import ABC, abstractmethod
 from contextlib import nullcontext
@@ -31,11 +30,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
-from tqdm.auto import tqdm
 
 from runner.data.loaders import set_loader_epoch
 from runner.device import resolve_amp
 from runner.errors import UserError, instantiate
+from runner.progress import QUIET_S, progress_bar
 from runner.training import state, tensorboard
 from runner.training.budget import (PLAN_AFTER_S, SchedulePlan, StepSpeed, fit_plan, initial_plan, needs_refit,
                                     stop_reason)
@@ -44,6 +43,7 @@ from runner.training.config import TrainerConfig
 from runner.training.distributed import any_rank, broadcast_object
 from runner.training.early_stopping import EarlyStopping
 from runner.training.guards import NonFiniteLosses, StopSignals, interrupted, out_of_memory_advice
+from runner.training.plots import CURVES_FILE, write_curves
 from runner.training.schedulers import scaled_lr
 
 log = logging.getLogger("runner.trainer")
@@ -115,6 +115,7 @@ class BaseTrainer(ABC):
         self._stop = StopSignals()
         self.commit = git_commit() if self.is_main else "unknown"
         self.writer: Optional[SummaryWriter] = None
+        self.final_evaluation = False  # the passes after training; they show progress in logs too
 
     # ------------------------------------------------------------------ hooks
     def _create_loss_function(self) -> nn.Module:
@@ -199,9 +200,9 @@ class BaseTrainer(ABC):
         batches = itertools.islice(loader, skip, total)
         accumulate = self.tcfg.accumulate_grad_batches
         nonfinite = NonFiniteLosses(self.tcfg.max_nan_batches, self.checkpoints.directory)
-        bar = tqdm(total=total, initial=skip, desc=f"epoch {self.epoch + 1}/{self.tcfg.max_epochs}",
-                   disable=not self._show_progress(), leave=False, dynamic_ncols=True)
+        bar = self._progress_bar(total, f"epoch {self.epoch + 1}/{self.tcfg.max_epochs}", initial=skip, delay=0.0)
         tick = clock()
+        logged_at, logged_images = tick, 0  # throughput since the last logged step
         for batch_index, batch in enumerate(batches, start=skip):
             data_ready = clock()
             batch = self._to_device(batch)
@@ -217,15 +218,16 @@ class BaseTrainer(ABC):
             self.scaler.scale(loss / accumulate).backward()
             last_of_epoch = batch_index + 1 == total
             stepped = (batch_index + 1) % accumulate == 0 or last_of_epoch
+            size = batch["images"].shape[0]
+            logged_images += size
             if stepped:
                 grad_norm = self._optimizer_step()
                 if self.is_main and self.global_step % self.tcfg.log_every_n_steps == 0:
-                    step_time = clock() - tick
                     if self.writer is not None:
                         tensorboard.log_step(self.writer, self.global_step, loss=loss.item(), grad_norm=grad_norm,
-                                             lr=self.optimizer.param_groups[0]["lr"],
-                                             batch_size=batch["images"].shape[0], step_time=step_time)
-            size = batch["images"].shape[0]
+                                             lr=self.optimizer.param_groups[0]["lr"], images=logged_images,
+                                             seconds=clock() - logged_at)
+                    logged_at, logged_images = clock(), 0
             correct = self._count_correct(logits.detach(), batch)
             sums["loss"] += loss.item() * size
             sums["correct"] += correct
@@ -394,12 +396,12 @@ class BaseTrainer(ABC):
         return dict(zip(keys, values.tolist()))
 
     # ------------------------------------------------------------------ logging
-    def _show_progress(self) -> bool:
-        if not self.is_main:
-            return False
-        if self.tcfg.progress_bar is None:
-            return sys.stderr.isatty()
-        return bool(self.tcfg.progress_bar)
+    def _progress_bar(self, total: int, desc: str, *, initial: int = 0, log_lines: bool = False,
+                      delay: float = QUIET_S) -> Any:
+        """A bar on rank 0 as trainer.progress_bar says (null = on a terminal only); with `log_lines`, log lines
+        where there is no terminal (runner.progress)."""
+        return progress_bar(total, desc, "batch", show=self.tcfg.progress_bar if self.is_main else False,
+                            log_lines=log_lines and self.is_main, initial=initial, leave=False, delay=delay)
 
     def _log_epoch(self, stats: dict[str, float], improved: bool) -> None:
         if not self.is_main:
@@ -414,6 +416,7 @@ class BaseTrainer(ABC):
                  " *best*" if improved else "")
         if self.writer is not None:
             tensorboard.log_epoch(self.writer, self.global_step, stats)
+        write_curves(self.history, self.output_dir / CURVES_FILE)
 
     # ------------------------------------------------------------------ checkpoints, resume and stops
     def _save_checkpoint(self, metrics: dict[str, float], *, is_best: bool) -> None:
@@ -436,6 +439,7 @@ class BaseTrainer(ABC):
     def _finish(self, reason: str, train_time: float) -> dict[str, Any]:
         restored = self.early_stopping.restore(self.raw_model)
         eval_start = clock()
+        self.final_evaluation = True
         extra: dict[str, dict[str, float]] = {}
         for split, loader in self.extra_val_loaders.items():
             extra[split] = self._validate_epoch(loader, split)
@@ -460,7 +464,8 @@ class BaseTrainer(ABC):
             "history": self.history,
             "paths": {"output_dir": str(self.output_dir), "best_checkpoint": str(self.checkpoints.best_path),
                       "last_checkpoint": str(self.checkpoints.last_path),
-                      "tensorboard": str(tensorboard.tensorboard_dir(self.output_dir))},
+                      "tensorboard": str(tensorboard.tensorboard_dir(self.output_dir)),
+                      "curves": str(self.output_dir / CURVES_FILE)},
         }
         if self.is_main:
             self._final_reports(results)

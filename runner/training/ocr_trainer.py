@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -17,6 +18,46 @@ from runner.report import write_report
 from runner.training import tensorboard
 from runner.training.base_trainer import BaseTrainer
 from runner.training.distributed import unwrap
+from runner.training.plots import ShownExample
+
+
+class ExamplePicker:
+    """The validation images TensorBoard shows, picked during the pass: the `limit` most confident misreads,
+    then, if there are fewer, correct ones from batches spread over the pass (across widths when batches
+    are width-sorted). Only the images kept are copied."""
+
+    def __init__(self, limit: int, batches: int) -> None:
+        self.limit = limit
+        spread = np.linspace(0, max(batches - 1, 0), num=min(limit, batches)) if limit else []
+        self.correct_batches = {int(round(index)) for index in spread}
+        self.misreads: list[tuple[float, int, ShownExample]] = []  # a min-heap on confidence, then earlier first
+        self.correct: list[ShownExample] = []
+        self.seen = 0
+
+    def add(self, batch_index: int, images: torch.Tensor, predictions: Sequence[str], truths: Sequence[str],
+            confidences: Sequence[float]) -> None:
+        if not self.limit:
+            return
+        take_correct = batch_index in self.correct_batches
+        for image, prediction, truth, confidence in zip(images, predictions, truths, confidences):
+            self.seen += 1
+            key = (float(confidence), -self.seen)
+            if prediction == truth:
+                if take_correct:
+                    self.correct.append(ShownExample(image.float().cpu(), truth, prediction, float(confidence)))
+                    take_correct = False
+            elif len(self.misreads) < self.limit or key > self.misreads[0][:2]:
+                entry = (*key, ShownExample(image.float().cpu(), truth, prediction, float(confidence)))
+                (heapq.heappush if len(self.misreads) < self.limit else heapq.heapreplace)(self.misreads, entry)
+
+    def picked(self) -> list[ShownExample]:
+        """The misreads, most confident first, then correct ones evenly spread over the pass."""
+        misreads = [entry[2] for entry in sorted(self.misreads, key=lambda entry: entry[:2], reverse=True)]
+        room = self.limit - len(misreads)
+        if room <= 0 or not self.correct:
+            return misreads
+        spread = np.linspace(0, len(self.correct) - 1, num=min(room, len(self.correct)))
+        return misreads + [self.correct[int(round(index))] for index in spread]
 
 
 class OCRTrainer(BaseTrainer):
@@ -68,10 +109,10 @@ class OCRTrainer(BaseTrainer):
         model = unwrap(self.model)
         samples = ScoredSamples()
         loss_sum, count = 0.0, 0
-        shown_images, shown_pred, shown_true = [], [], []
-        limit = self.tcfg.limit_val_batches
-        batches = itertools.islice(loader, limit) if limit else loader
-        for batch in batches:
+        total = self._val_batches(loader)
+        shown = ExamplePicker(self.tcfg.num_image_samples if split == "val" and self.is_main else 0, total)
+        bar = self._progress_bar(total, f"validating {split}", log_lines=self.final_evaluation)
+        for batch_index, batch in enumerate(itertools.islice(loader, total)):
             batch = self._to_device(batch)
             with self._autocast():
                 logits = model(batch["images"], batch["targets"])
@@ -83,11 +124,9 @@ class OCRTrainer(BaseTrainer):
             size = batch["images"].shape[0]
             loss_sum += float(loss) * size
             count += size
-            if len(shown_images) < self.tcfg.num_image_samples:
-                take = self.tcfg.num_image_samples - len(shown_images)
-                shown_images.extend(batch["images"][:take].float().cpu())
-                shown_pred.extend(texts[:take])
-                shown_true.extend(batch["texts"][:take])
+            shown.add(batch_index, batch["images"], texts, batch["texts"], confidences)
+            bar.update(1)
+        bar.close()
         sums = self._reduce_sums({"loss": loss_sum, "samples": float(count)})
         if self.world_size > 1:
             gathered: list[Any] = [None] * self.world_size
@@ -101,7 +140,7 @@ class OCRTrainer(BaseTrainer):
         if split == "val" and self.is_main and self.writer is not None:
             confusion = self._generate_confusion_matrix(samples.predictions, samples.targets)
             tensorboard.log_validation_figures(self.writer, self.global_step, confusion, len(samples.predictions),
-                                               shown_images, shown_pred, shown_true)
+                                               shown.picked())
         if collect_examples:
             self._final_samples = samples
         self.model.train()

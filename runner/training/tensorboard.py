@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from torch.utils.tensorboard import SummaryWriter
+
+from runner.metrics import confusion_matrix_figure
+from runner.training.plots import ShownExample, examples_figure
 
 TENSORBOARD_DIR = "tensorboard"  # in the run dir
 
@@ -22,33 +24,35 @@ def open_writer(run_dir: str | Path, purge_step: Optional[int] = None) -> Summar
     return SummaryWriter(str(tensorboard_dir(run_dir)), purge_step=purge_step)
 
 
-def log_step(writer: SummaryWriter, step: int, *, loss: float, grad_norm: float, lr: float,
-             batch_size: int, step_time: float) -> None:
+def log_step(writer: SummaryWriter, step: int, *, loss: float, grad_norm: float, lr: float, images: int,
+             seconds: float) -> None:
+    """The step's loss, gradient norm and LR, and the images per second since the last logged step."""
     writer.add_scalar("train/loss_step", loss, step)
     writer.add_scalar("train/grad_norm", grad_norm, step)
     writer.add_scalar("train/lr", lr, step)
-    writer.add_scalar("train/samples_per_s_step", batch_size / max(step_time, 1e-9), step)
+    writer.add_scalar("train/images_per_s", images / max(seconds, 1e-9), step)
+
+
+# epoch stats shown under another tag: the history's name is kept for metrics.json readers
+_EPOCH_TAGS = {"train/samples_per_s": "epoch/images_per_s"}
 
 
 def log_epoch(writer: SummaryWriter, step: int, stats: dict[str, float]) -> None:
-    """Every `split/name` value of the epoch's stats, its LR and number."""
+    """Every `split/name` value of the epoch's stats, its LR, throughput and number."""
     for key, value in stats.items():
         if "/" in key:
-            writer.add_scalar(key, value, step)
+            writer.add_scalar(_EPOCH_TAGS.get(key, key), value, step)
     writer.add_scalar("epoch/lr", stats["lr"], step)
     writer.add_scalar("epoch/epoch", stats["epoch"], step)
     writer.flush()
 
 
 def log_validation_figures(writer: SummaryWriter, step: int, confusion: np.ndarray, sequences: int,
-                           images: Sequence[torch.Tensor], pred: Sequence[str], true: Sequence[str]) -> None:
-    """The digit confusion matrix of `sequences` samples and a grid of validation images titled 'prediction | truth'."""
-    from runner.metrics import confusion_matrix_figure
-    from runner.training.plots import examples_figure
-
+                           examples: Sequence[ShownExample]) -> None:
+    """The annotated digit confusion matrix of `sequences` samples and a grid of `examples` (misreads first)."""
     writer.add_figure("val/confusion_matrix", confusion_matrix_figure(confusion, sequences=sequences), step)
-    if images:
-        writer.add_figure("val/examples", examples_figure(images, pred, true), step)
+    if examples:
+        writer.add_figure("val/examples", examples_figure(examples), step)
 
 
 def log_hparams(writer: SummaryWriter, step: int, config: DictConfig, results: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ import torch
 
 from runner.charset import BLANK, CHAR_TO_INDEX, VOCAB_SIZE
 from runner.metrics import OCRMetrics
+from runner.training.ocr_trainer import ExamplePicker
 from training.helpers import make_trainer, synthetic_batches
 
 K = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
@@ -98,3 +99,23 @@ def test_final_reports_are_built_from_the_final_validation_pass(trainer, tmp_pat
     page = (tmp_path / "report.html").read_text(encoding="utf-8")  # report.html of the final validation pass
     assert metrics["paths"]["report"] == str(tmp_path / "report.html") and "Training curves" in page
     assert metrics["confidence"]["images"] == len(val_texts) and "reject curve" in page
+
+
+def picker_fed(limit: int, batches: int, wrong: dict) -> list:
+    """ExamplePicker over `batches` batches of 2 images (image b*2+i filled with that number); `wrong` maps
+    (batch, image) to a misread's confidence, every other image is read right with confidence 0.5."""
+    picker = ExamplePicker(limit, batches)
+    for b in range(batches):
+        images = torch.stack([torch.full((1, 4, 8), float(b * 2 + i)) for i in range(2)])
+        texts = ["៩" if (b, i) in wrong else "១" for i in range(2)]
+        picker.add(b, images, texts, ["១", "១"], [wrong.get((b, i), 0.5) for i in range(2)])
+    return [(int(e.image[0, 0, 0]), e.correct) for e in picker.picked()]
+
+
+def test_example_picker_keeps_the_most_confident_misreads_and_fills_with_correct_ones_across_the_pass():
+    assert picker_fed(3, 6, {(4, 1): 0.7, (1, 0): 0.9, (2, 1): 0.2, (5, 0): 0.8}) == [(2, False), (10, False),
+                                                                                      (9, False)]
+    # no misreads: the first correct image of batches spread over the pass (width-sorted: narrow to wide)
+    assert picker_fed(4, 8, {}) == [(0, True), (4, True), (10, True), (14, True)]
+    assert picker_fed(4, 8, {(3, 1): 0.6}) == [(7, False), (0, True), (10, True), (14, True)]
+    assert picker_fed(0, 8, {(3, 1): 0.6}) == []
