@@ -48,7 +48,7 @@ def evaluate(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) -
     samples = read_dataset(predictor, dataset, cfg.batch_size, data.num_workers, data.max_length)
     metrics = samples.scored(cfg.worst_k)
     groups = groups_by_path(dataset)
-    readings = readings_report(samples, groups)
+    readings = readings_report(samples, groups, predictor.metadata["calibration"])
     context = {"checkpoint": str(predictor.source), "runtime": predictor.kind,
                "model": {"name": predictor.name, "head": predictor.head},
                "data": {"source": description, "split": cfg.split, "seed": seed, "from_training": from_training}}

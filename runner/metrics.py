@@ -20,7 +20,7 @@ import heapq
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -137,9 +137,10 @@ def grouped_scores(samples: ScoredSamples, groups: Sequence[Iterable[str]]) -> d
     return table
 
 
-def readings_report(samples: ScoredSamples, groups: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, Any]:
+def readings_report(samples: ScoredSamples, groups: Mapping[str, Mapping[str, Sequence[str]]],
+                    calibration: Optional[dict[str, Any]] = None) -> dict[str, Any]:
     """per_font, per_degradation (where `groups`, image path -> record_groups, records them) and confidence
-    (runner.calibration.confidence_report) of one pass over a split."""
+    (runner.calibration.confidence_report, with the model's `calibration` record) of one pass over a split."""
     from runner.calibration import confidence_report
 
     report: dict[str, Any] = {}
@@ -148,7 +149,7 @@ def readings_report(samples: ScoredSamples, groups: Mapping[str, Mapping[str, Se
         if any(members):
             report[key] = grouped_scores(samples, members)
     if samples.confidences:
-        report["confidence"] = confidence_report(samples.confidences, samples.correct())
+        report["confidence"] = confidence_report(samples.confidences, samples.correct(), calibration=calibration)
     return report
 
 

@@ -160,9 +160,22 @@ def confidence_section(confidence: Optional[Mapping[str, Any]], samples: ScoredS
         _table(["measure", "value"], [["AUROC of confidence, correct vs misread (0.5 = chance)", confidence.get("auroc")],
                                       ["ECE (10 equal-width bins)", confidence.get("ece")],
                                       ["misreads", confidence.get("misreads")]]),
-        f'<p class="muted">Calibration: {escape(confidence.get("calibration", ""))}.</p>',
+        f'<p class="muted">{escape(confidence.get("verdict", ""))}.</p>', calibration_paragraph(confidence.get("calibration")),
         "<h3>Reliability</h3>", _table(["confidence bin", "images", "mean confidence", "accuracy"], bins),
     ])
+
+
+def calibration_paragraph(calibration: Optional[Mapping[str, Any]]) -> str:
+    """What the model does to its raw confidence, and what that bought where it was fitted."""
+    if not calibration:
+        return "<p>Calibration: none stored with this model; these are the raw confidences.</p>"
+    text = (f"Calibration stored with the model: Platt scaling of the confidence's logit, a = {_number(calibration.get('a'))}, "
+            f"b = {_number(calibration.get('b'))}, fitted on {escape(calibration.get('fitted_on', '?'))} "
+            f"({calibration.get('images')} images, {calibration.get('misreads')} misreads). ")
+    if calibration.get("ece_before") is not None:
+        text += (f"ECE before → after: <b>{_number(calibration['ece_before'])} → {_number(calibration['ece_after'])}</b> "
+                 f"(fitted on half of those images, measured on the other half). ")
+    return f"<p>{text}{escape(calibration.get('note', ''))}.</p>"
 
 
 def confusion_section(report: Mapping[str, Any]) -> str:

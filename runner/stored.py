@@ -49,7 +49,7 @@ def check_plain_data(value: Any, where: str, depth: int = 0) -> None:
 
 
 # --------------------------------------------------------------------------- format versions
-FORMAT_VERSION = 2  # of checkpoints and export sidecars; a new version adds its step to UPGRADES
+FORMAT_VERSION = 3  # of checkpoints and export sidecars; a new version adds its step to UPGRADES
 
 
 def _to_v1(stored: dict[str, Any]) -> None:
@@ -71,7 +71,12 @@ def _to_v2(stored: dict[str, Any]) -> None:
         preprocess["bucketing"] = preprocess.pop("crop")
 
 
-UPGRADES = {0: _to_v1, 1: _to_v2}  # version -> the step that brings a file of that version one up
+def _to_v3(stored: dict[str, Any]) -> None:
+    """v3 stores the confidence calibration fitted at the end of training; older models have none (raw)."""
+    stored.setdefault("calibration", None)
+
+
+UPGRADES = {0: _to_v1, 1: _to_v2, 2: _to_v3}  # version -> the step that brings a file of that version one up
 
 
 def upgrade(stored: dict[str, Any], source: str, unversioned: int) -> dict[str, Any]:

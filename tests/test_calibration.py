@@ -1,8 +1,11 @@
 """runner/calibration.py: the reject curve, its threshold, AUROC and ECE on hand-made (confidence, correct) pairs."""
 
+import numpy as np
 import pytest
 
-from runner.calibration import auroc, compact_curve, confidence_report, reject_curve, reliability, threshold_for
+from runner.calibration import (Calibration, auroc, compact_curve, confidence_report, fit_calibration, reject_curve,
+                                reliability, threshold_for)
+from runner.errors import CheckpointError
 
 # six reads: the misreads sit at 0.7 and 0.4; two correct reads share 0.9
 CONFIDENCES = [0.99, 0.9, 0.9, 0.7, 0.5, 0.4]
@@ -58,7 +61,40 @@ def test_the_report_says_whether_calibration_is_worth_it():
     # twenty reads at 0.99 confidence, half of them wrong: badly over-confident
     report = confidence_report([0.99] * 20, [True, False] * 10)
     assert report["ece"] == pytest.approx(0.49) and report["threshold"] is None
-    assert "over-confident" in report["calibration"] and "not a probability" in report["calibration"]
+    assert "over-confident" in report["verdict"] and "not as probabilities" in report["verdict"]
     honest = confidence_report([0.95] * 20 + [0.3] * 20, [True] * 20 + [False] * 20)
     assert honest["auroc"] == 1.0 and honest["threshold"] == {"threshold": 0.95, "kept": 0.5, "accuracy": 1.0}
     assert honest["misreads"] == 20 and honest["reject_curve"][-1] == {"threshold": 0.3, "kept": 1.0, "accuracy": 0.5}
+
+
+def under_confident_reads(count: int = 2000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Reads right with probability p, reported with a confidence squashed towards 0.5 (under-confident)."""
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(0.5, 0.999, count)
+    correct = rng.random(count) < truth
+    raw = 1.0 / (1.0 + np.exp(-(0.3 * np.log(truth / (1.0 - truth)) - 0.5)))
+    return raw, correct
+
+
+def test_fitted_calibration_lowers_ece_on_held_out_reads_and_keeps_the_order():
+    raw, correct = under_confident_reads()
+    record = fit_calibration(raw, correct, fitted_on="synthetic")
+    assert record["a"] > 1 and record["ece_before"] > 0.2 and record["ece_after"] < 0.05
+    calibration = Calibration.from_stored(record, "test")
+    calibrated = np.asarray(calibration.apply(raw))
+    assert np.array_equal(np.argsort(raw, kind="stable"), np.argsort(calibrated, kind="stable"))
+    assert auroc(calibrated, correct) == pytest.approx(auroc(raw, correct))
+    fresh_raw, fresh_correct = under_confident_reads(seed=2)  # reads the fit never saw
+    assert reliability(calibration.apply(fresh_raw), fresh_correct)["ece"] < 0.05
+
+
+def test_too_few_misreads_store_the_identity_and_say_why():
+    record = fit_calibration([0.9] * 50 + [0.4] * 3, [True] * 50 + [False] * 3, fitted_on="val")
+    assert (record["a"], record["b"]) == (1.0, 0.0) and "not fitted: 3 misreads" in record["note"]
+    assert Calibration.from_stored(record, "test").apply([0.25, 0.75]) == [0.25, 0.75]
+
+
+@pytest.mark.parametrize("stored", [{"a": -1.0, "b": 0.0}, {"a": "2", "b": 0.0}, {"a": float("inf"), "b": 0}, [1, 0]])
+def test_a_malformed_stored_calibration_is_refused(stored):
+    with pytest.raises(CheckpointError, match="calibration must hold finite numbers a > 0 and b"):
+        Calibration.from_stored(stored, "model.onnx.json")

@@ -39,6 +39,12 @@ def test_fast_run_per_preset_writes_layout_checkpoints_and_tensorboard(preset, t
                                                                                "text_crop": True}
     assert len(model.predict(torch.rand(2, 1, 32, 128))) == 2
     assert load_checkpoint(out / "checkpoints" / "last.pt")["training_state"]["optimizer"]["state"]
+    # the calibration fitted on every validation split's final pass travels with both checkpoints
+    assert payload["calibration"] == metrics["calibration"] == load_checkpoint(out / "checkpoints" / "last.pt")[
+        "calibration"]
+    splits = {"val": metrics["final_metrics"], **metrics["extra_val_metrics"]}
+    assert metrics["calibration"]["images"] == sum(row[f"{split}/images"] for split, row in splits.items())
+    assert metrics["calibration"]["fitted_on"].split(" + ") == sorted(splits, key=list(splits).index)[1:] + ["val"]
 
     logged = scalars(out)
     for tag in ("train/loss", "val/loss", "val/seq_accuracy", "val/char_accuracy", "val/cer", "train/lr",

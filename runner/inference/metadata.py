@@ -45,6 +45,7 @@ def checkpoint_metadata(payload: dict[str, Any], source: str | Path) -> dict[str
         "format_version": FORMAT_VERSION,
         "model": {"name": model["name"], "head": model["head"], "config": model["config"]},
         "charset": payload["charset"],
+        "calibration": payload["calibration"],
         "preprocess": {key: payload["preprocess"][key] for key in ("height", "width", "bucketing", "text_crop")},
         "max_length": int(model["config"]["max_length"]),
         "source_checkpoint": str(source),

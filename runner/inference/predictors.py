@@ -19,12 +19,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from runner.calibration import Calibration
 from runner.data.generate import resolve_path
+from runner.decoding import DECODERS
 from runner.data.preprocess import crop_to_content, preprocess_image
 from runner.errors import CheckpointError
 from runner.inference.export import quiet_exporter
 from runner.inference.metadata import checkpoint_metadata, read_export_metadata, sidecar_path
-from runner.training.checkpoint import load_model, model_from_stored_config, resolve_checkpoint_path
+from runner.training.checkpoint import load_model, resolve_checkpoint_path
 
 
 class Predictor:
@@ -42,6 +44,7 @@ class Predictor:
         self.max_length = int(metadata["max_length"])
         self.name = str(metadata["model"]["name"])
         self.head = str(metadata["model"]["head"])
+        self.calibration = Calibration.from_stored(metadata["calibration"], str(source))
 
     @property
     def kind(self) -> str:
@@ -53,7 +56,10 @@ class Predictor:
         return self.metadata.get("training") or {}
 
     def predict(self, images: torch.Tensor) -> tuple[list[str], list[float]]:
-        raise NotImplementedError
+        """Texts and confidences: the logits greedily decoded (runner.decoding, one rule for every runtime),
+        the confidences through the calibration stored with the model (none: the raw ones)."""
+        texts, confidences = DECODERS[self.head](self.logits(images).numpy())
+        return texts, self.calibration.apply(confidences)
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """Full greedy logits (attention: max_length+1 steps), as the exported graph computes them."""
@@ -84,9 +90,6 @@ class TorchPredictor(Predictor):
     def kind(self) -> str:
         return "pytorch"
 
-    def predict(self, images: torch.Tensor) -> tuple[list[str], list[float]]:
-        return self.model.predict_with_confidence(self._model_input(images).to(self.device))
-
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         images = self._model_input(images)
         with torch.inference_mode():
@@ -98,9 +101,6 @@ class OnnxPredictor(Predictor):
         import onnxruntime
 
         super().__init__(path, metadata)
-        # decode_logits depends only on the head, so a weightless instance of the same class decodes; built
-        # (and its stored config checked) before ONNX Runtime reads the file
-        self.decoder = model_from_stored_config(metadata.get("model"), str(path)).eval()
         options = onnxruntime.SessionOptions()
         if num_threads:
             options.intra_op_num_threads = num_threads
@@ -116,9 +116,6 @@ class OnnxPredictor(Predictor):
         images = self._model_input(images)
         array = np.ascontiguousarray(images.detach().cpu().numpy(), dtype=np.float32)
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
-
-    def predict(self, images: torch.Tensor) -> tuple[list[str], list[float]]:
-        return self.decoder.decode_logits(self.logits(images))
 
 
 def _onnx_session(path: Path, options: Any) -> Any:
@@ -138,7 +135,6 @@ class TorchScriptPredictor(Predictor):
         super().__init__(path, metadata)
         with quiet_exporter():
             self.module = torch.jit.load(str(path), map_location="cpu").eval()
-        self.decoder = model_from_stored_config(metadata.get("model"), str(path))
 
     @property
     def kind(self) -> str:
@@ -148,9 +144,6 @@ class TorchScriptPredictor(Predictor):
         images = self._model_input(images)
         with torch.no_grad():
             return self.module(images).float()
-
-    def predict(self, images: torch.Tensor) -> tuple[list[str], list[float]]:
-        return self.decoder.decode_logits(self.logits(images))
 
 
 def load_predictor(path: str | Path, device: str = "cpu", num_threads: Optional[int] = None) -> Predictor:

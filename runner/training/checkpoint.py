@@ -64,6 +64,7 @@ def build_checkpoint(*, model: torch.nn.Module, epoch: int, global_step: int, me
         "model": {"name": model.name, "head": model.head, "config": model.config_dict()},
         "charset": charset_signature(),
         "preprocess": {"bucketing": False, "text_crop": False, **preprocess},
+        "calibration": None,  # set at the end of training (runner.calibration.fit_calibration)
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "epoch": int(epoch),
         "global_step": int(global_step),
@@ -146,6 +147,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} has no state_dict of weights; it was edited or is damaged. Use another "
                               f"checkpoint of the run.")
     return payload
+
+
+def store_calibration(path: Path, calibration: dict[str, Any]) -> None:
+    """Add the confidence calibration fitted at the end of training to a checkpoint the run wrote (atomically)."""
+    payload = load_checkpoint(path)
+    payload["calibration"] = calibration
+    atomic_save(payload, path)
 
 
 def _is_torchscript_archive(path: Path) -> bool:

@@ -12,11 +12,18 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from runner.calibration import fit_calibration
 from runner.data.generate import groups_by_path
-from runner.metrics import ScoredSamples, metrics_report, plot_confusion_matrix, readings_report
+from runner.metrics import (
+    ScoredSamples,
+    metrics_report,
+    plot_confusion_matrix,
+    readings_report,
+)
 from runner.report import write_report
 from runner.training import tensorboard
 from runner.training.base_trainer import BaseTrainer
+from runner.training.checkpoint import store_calibration
 from runner.training.distributed import unwrap
 from runner.training.plots import ShownExample
 
@@ -64,6 +71,7 @@ class OCRTrainer(BaseTrainer):
     """Trains any model of the shared interface (attention or CTC head) on Khmer digit batches."""
 
     _final_samples: Optional[ScoredSamples] = None  # the final validation pass's, for the reports
+    _final_split_samples: Optional[dict[str, ScoredSamples]] = None  # every split's final pass, for the calibration
 
     # ------------------------------------------------------------------ seed API: validation and reports run on it
     def _decode_predictions(self, predictions: torch.Tensor, *,
@@ -141,6 +149,8 @@ class OCRTrainer(BaseTrainer):
             confusion = self._generate_confusion_matrix(samples.predictions, samples.targets)
             tensorboard.log_validation_figures(self.writer, self.global_step, confusion, len(samples.predictions),
                                                shown.picked())
+        if self.final_evaluation:
+            self._final_split_samples = {**(self._final_split_samples or {}), split: samples}
         if collect_examples:
             self._final_samples = samples
         self.model.train()
@@ -158,17 +168,29 @@ class OCRTrainer(BaseTrainer):
         analysis = self._analyze_errors(predictions, targets, samples.paths, samples.confidences)
         write_error_report(out / "errors.md", self._calculate_metrics(predictions, targets), analysis,
                            self.tcfg.num_worst_examples)
+        results["calibration"] = self._calibrate()
         results.update(self._write_report(out / "report.html", results, samples))
         results["paths"].update({"confusion_matrix": str(out / "confusion_matrix.png"), "error_report": str(out / "errors.md"),
                                  "report": str(out / "report.html")})
         if self.writer is not None:
             tensorboard.log_hparams(self.writer, self.global_step, self.config, results)
 
+    def _calibrate(self) -> dict[str, Any]:
+        """Fit the confidence calibration on every validation split's final pass (clean and degraded, seen and
+        unseen fonts) and store it in the best and last checkpoints, which predict and export read."""
+        splits = self._final_split_samples or {}
+        pooled = ScoredSamples.joined(list(splits.values()))
+        calibration = fit_calibration(pooled.confidences, pooled.correct(), fitted_on=" + ".join(splits) or "nothing")
+        for path in (self.checkpoints.best_path, self.checkpoints.last_path):
+            if path.is_file():
+                store_calibration(path, calibration)
+        return calibration
+
     def _write_report(self, path: Path, results: dict[str, Any], samples: ScoredSamples) -> dict[str, Any]:
         """report.html of the final validation pass (runner/report.py); returns its per-font, per-degradation and
         confidence figures for metrics.json."""
         groups = groups_by_path(getattr(self._val_loader(), "dataset", None))
-        readings = readings_report(samples, groups)
+        readings = readings_report(samples, groups, results.get("calibration"))
         scores = {"val": results["final_metrics"], **results["extra_val_metrics"]}
         splits = {split: {"images": int(row.get(f"{split}/images", 0)), "seq_accuracy": row.get(f"{split}/seq_accuracy"),
                           "cer": row.get(f"{split}/cer")} for split, row in scores.items()}

@@ -4,6 +4,7 @@ import pickle
 import pytest
 import torch
 
+from runner.calibration import Calibration
 from runner.charset import charset_signature
 from runner.errors import CheckpointError
 from runner.inference.predictors import load_predictor
@@ -38,18 +39,33 @@ def test_round_trip_is_self_contained_and_weights_only(model, tmp_path):
     assert torch.allclose(loaded(images), model.eval()(images))
 
 
-@pytest.mark.parametrize("version", [0, 1])
+@pytest.mark.parametrize("version", [0, 1, 2])
 def test_an_older_checkpoint_is_upgraded_on_load_to_the_current_layout(model, tmp_path, version):
     payload = _payload(model)
     payload["format_version"] = version
-    payload["preprocess"] = {"height": 32, "width": 128, "crop": True, "text_crop": True}  # v0 and v1: `crop`
+    del payload["calibration"]  # v3 added it; older models read with their raw confidences
+    payload["preprocess"] = {"height": 32, "width": 128, "bucketing": True, "text_crop": True}
+    if version < 2:  # v0 and v1 called width bucketing `crop`
+        payload["preprocess"]["crop"] = payload["preprocess"].pop("bucketing")
     if version == 0:  # before versioning: no format_version, no charset (the ten Khmer digits)
         del payload["format_version"], payload["charset"]
     atomic_save(payload, tmp_path / "old.pt")
     loaded = load_checkpoint(tmp_path / "old.pt")
     assert loaded["format_version"] == FORMAT_VERSION and loaded["charset"] == charset_signature()
     assert loaded["preprocess"] == {"height": 32, "width": 128, "bucketing": True, "text_crop": True}
-    assert load_predictor(tmp_path / "old.pt").bucketing
+    assert loaded["calibration"] is None
+    predictor = load_predictor(tmp_path / "old.pt")
+    assert predictor.bucketing and predictor.calibration.identity
+
+
+def test_a_stored_calibration_maps_the_confidences_predict_returns(model, tmp_path):
+    payload = _payload(model)
+    atomic_save(payload, tmp_path / "raw.pt")
+    atomic_save({**payload, "calibration": {"method": "platt", "a": 2.0, "b": 0.5}}, tmp_path / "calibrated.pt")
+    images = torch.rand(4, 1, 32, 128)
+    raw_texts, raw = load_predictor(tmp_path / "raw.pt").predict(images)
+    texts, calibrated = load_predictor(tmp_path / "calibrated.pt").predict(images)
+    assert texts == raw_texts and calibrated == pytest.approx(Calibration(2.0, 0.5).apply(raw))
 
 
 def test_a_newer_checkpoint_format_is_refused_naming_both_versions(model, tmp_path):
