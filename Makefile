@@ -29,9 +29,9 @@ install: $(STAMP)  ## Create .venv/ and install the project (editable) with test
 fonts:  ## Khmer fonts (fonts-khmeros, fonts-noto-core): apt-get as root, else unpacked into ~/.local/share/fonts
 	bash scripts/install_fonts.sh
 
-system-deps:  ## Optional (root, Debian): Tesseract 5 with Khmer for the benchmarks' baseline
+system-deps:  ## Optional (root, Debian): Tesseract 5 with Khmer (benchmark baseline) and Chromium (report.html browser test)
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-khm
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-khm chromium
 
 test: $(STAMP)  ## Run the default test suite (fast; excludes tests marked slow)
 	$(PY) -m pytest -q $(ARGS)
