@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install fonts system-deps test test-slow train samples generate report bench tensorboard \
+.PHONY: help install fonts system-deps test test-slow train samples generate report release-model bench tensorboard \
         sweep-lr compare-losses compare-models search-lr clean
 
 help:  ## List every target with one line each
@@ -47,6 +47,9 @@ generate: $(STAMP)  ## Write a dataset to data.dir (python -m runner.generate)
 
 report: $(STAMP)  ## Evaluate a model and write report.html, what it gets wrong (ARGS="checkpoint=RUN_DIR [split=val_hard]")
 	$(PY) -m runner.evaluate $(ARGS)
+
+release-model: $(STAMP)  ## Train the default config with the system fonts, package runner/shipped/ + model card (RUN=RUN_DIR: package a finished run)
+	$(PY) -m runner.release $(if $(RUN),--run $(RUN)) $(ARGS)
 
 samples: $(STAMP)  ## Write a grid of generated samples to outputs/samples.png
 	$(PY) -m runner.data.samples $(ARGS)

@@ -23,11 +23,11 @@ from torch.utils.data import Subset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: the sibling bench_* modules
 
-import bench_inference  # noqa: E402
 from runner.data.config import DataConfig  # noqa: E402
 from runner.data.splits import build_datasets  # noqa: E402
 from runner.inference.evaluation import evaluate_dataset, evaluation_data_config, evaluation_seed  # noqa: E402
 from runner.inference.predictors import load_predictor  # noqa: E402
+from runner.tesseract import tesseract_command, tesseract_read  # noqa: E402
 
 SPLITS = {"val": "clean, training fonts", "val_hard": "heavy degradation, training fonts",
           "val_unseen_fonts": "clean, held-out font families", "val_hard_unseen_fonts": "heavy degradation, held-out "
@@ -39,7 +39,7 @@ def compare_with_tesseract(checkpoint: str | Path, images: int = 300, tesseract:
     predictor = load_predictor(checkpoint, "cpu")
     data, _ = evaluation_data_config(OmegaConf.structured(DataConfig), predictor, [])
     datasets = build_datasets(data, evaluation_seed(predictor, data))
-    command = bench_inference.tesseract_command() if tesseract else None
+    command = tesseract_command() if tesseract else None
     rows = []
     for split, what in SPLITS.items():
         if split not in datasets:
@@ -51,7 +51,7 @@ def compare_with_tesseract(checkpoint: str | Path, images: int = 300, tesseract:
                                "model_seq_accuracy": scores["seq_accuracy"], "model_cer": scores["cer"],
                                "tesseract_seq_accuracy": None}
         if command is not None:
-            read = bench_inference.tesseract_read(command, dataset.paths[:count])
+            read = tesseract_read(command, dataset.paths[:count])
             row["tesseract_seq_accuracy"] = sum(text == truth for text, truth in zip(read, dataset.texts)) / count
         rows.append(row)
     return rows

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,11 +31,11 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from runner.charset import DIGITS, to_khmer
 from runner.data.preprocess import preprocess_image
 from runner.inference.export import check_parity, export_onnx, render_images
 from runner.inference.metadata import checkpoint_metadata
 from runner.inference.predictors import OnnxPredictor, Predictor, TorchPredictor
+from runner.tesseract import tesseract_command, tesseract_read
 from runner.models import available_presets, create_model
 from runner.training.checkpoint import build_checkpoint
 
@@ -86,34 +85,6 @@ def bench_predictor(predictor: Predictor, images: torch.Tensor, batch_size: int,
     per_second = _throughput(predictor.predict, images, batch_size, min_seconds)
     latency = _latency_ms(lambda: predictor.predict(images[:1]), latency_runs)
     return _row(predictor.name, predictor.kind, params_m, per_second, latency, note)
-
-
-def tesseract_command(executable: str = "tesseract") -> Optional[str]:
-    """Path of a Tesseract with Khmer language data, or None (with the reason on stderr)."""
-    path = shutil.which(executable)
-    if path is None:
-        return None
-    languages = subprocess.run([path, "--list-langs"], capture_output=True, text=True).stdout.split()
-    if "khm" not in languages:
-        print("tesseract has no 'khm' language data (apt-get install tesseract-ocr-khm); skipping it",
-              file=sys.stderr)
-        return None
-    return path
-
-
-def tesseract_read(path: str, files: Sequence[Path]) -> list[str]:
-    """Digits Tesseract 5 (`-l khm --psm 7`, one text line) reads in each file, in one process.
-
-    Arabic digits count as the same Khmer digit; everything else it reads is dropped.
-    """
-    with tempfile.TemporaryDirectory() as folder:
-        listing = Path(folder) / "images.txt"
-        listing.write_text("\n".join(str(f) for f in files) + "\n")
-        output = subprocess.run([path, str(listing), "stdout", "-l", "khm", "--psm", "7"], capture_output=True,
-                                text=True, check=True).stdout
-    pages = output.split("\f")[:len(files)]  # one page per image, separated by form feeds
-    pages += [""] * (len(files) - len(pages))
-    return ["".join(c for c in to_khmer(page) if c in DIGITS) for page in pages]
 
 
 def bench_tesseract(samples: Sequence[tuple[Any, str]], latency_runs: int,

@@ -17,8 +17,10 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def conf_dir() -> Path:
-    """The conf/ folder the entry points compose from: the checkout's top-level conf/ beside runner/."""
-    return _PACKAGE_DIR.parent / "conf"
+    """The conf/ folder the entry points compose from: a checkout's top-level conf/ beside runner/, else the
+    copy an installed wheel carries inside the package (runner/conf/)."""
+    checkout = _PACKAGE_DIR.parent / "conf"
+    return checkout if (checkout / "train.yaml").is_file() else _PACKAGE_DIR / "conf"
 
 
 CONF_DIR = conf_dir()

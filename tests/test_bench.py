@@ -5,17 +5,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
 from bench_accuracy import accuracy_markdown, compare_with_tesseract  # noqa: E402
-from bench_inference import tesseract_command  # noqa: E402
 from bench_training import model_options, models_markdown, tuning_verdict  # noqa: E402
 from omegaconf import OmegaConf  # noqa: E402
 
 from runner.data.config import DataConfig  # noqa: E402
 from runner.models import create_model  # noqa: E402
 from runner.training.checkpoint import atomic_save, build_checkpoint  # noqa: E402
+from runner.tesseract import tesseract_command  # noqa: E402
 
 
 def test_model_speed_table_starts_from_the_default_preset_and_counts_parameters():

@@ -1,0 +1,260 @@
+"""`python -m runner.release`: make the shipped model (runner/shipped/) and its model card from a training run.
+
+    make release-model                              # train the default config, then package it
+    make release-model RUN=outputs/default/...      # package a run that already trained
+
+Packaging: the run's best checkpoint, calibrated on its own validation splits if it has no stored
+calibration, is exported to ONNX (with the parity check of `runner.export`), then read on every
+validation split of the data it trained on (and by Tesseract 5 on images spread over each split,
+where installed), and on a small check dataset generated from a recorded seed, which the test suite
+generates again and re-reads to check the card. The card (MODEL_CARD.md, model_card.json) records
+the commits, the config, the fonts, these figures, and what the model cannot read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from omegaconf import OmegaConf
+
+from runner.cli import entry_point
+from runner.errors import ConfigError, DataError
+from runner.outputs import write_text_atomic
+
+log = logging.getLogger("runner.release")
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+SPLITS = ("val", "val_hard", "val_unseen_fonts", "val_hard_unseen_fonts")
+# the small dataset the card and the test both read: generated again from these settings and seed
+CHECK_DATA = {"seed": 20261203, "train_size": 8, "val_size": 100, "hard_val_size": 100}
+CHECK_SPLIT = "val_hard_unseen_fonts"
+LIMITS = (
+    "Reads one line of Khmer digits (០-៩) only: no separators, signs, Latin digits or letters (a price "
+    "`១២,៥០០៛` or a date `០២/១២/២០២៦` is not read as written).",
+    "At most 8 digits per image (data.max_length); longer numbers are cut or misread.",
+    "Trained on rendered images of installed Khmer font families; handwriting, and print in families far from "
+    "them, read worse (see the unseen-font rows).",
+    "One text line per image: crop the number first; a page or a photo of a whole receipt is not read.",
+)
+
+
+def _train(overrides: Sequence[str]) -> Path:
+    """Run `python -m runner` with the default config (plus `overrides`) and return its run dir."""
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d_%H-%M-%S")
+    run_dir = Path("outputs") / "release" / stamp
+    command = [sys.executable, "-m", "runner", "experiment_name=release", f"hydra.run.dir={run_dir}", *overrides]
+    log.info("training: %s", " ".join(command))
+    if subprocess.run(command).returncode != 0:
+        raise DataError(f"the release training run failed (see {run_dir / 'train.log'}); nothing was packaged.")
+    return run_dir
+
+
+def _require_system_fonts() -> list[str]:
+    from runner.data.config import DataConfig
+    from runner.data.generate import data_fonts
+
+    families = sorted({font.family for font in data_fonts(DataConfig())})
+    if len(families) < 2:
+        raise ConfigError(f"the shipped model must be trained with the system Khmer fonts, but only {families} "
+                          f"were found. Run `make fonts` (fonts-khmeros and fonts-noto-core) and try again.")
+    return families
+
+
+def _split_readings(predictor: Any, data: Any, seed: int, splits: Sequence[str], metadata: Optional[str] = None
+                    ) -> dict[str, Any]:
+    from runner.inference.evaluation import evaluation_dataset, read_dataset
+
+    readings = {}
+    for split in splits:
+        dataset, _ = evaluation_dataset(data, split, seed, metadata)
+        readings[split] = (dataset, read_dataset(predictor, dataset, 64, 0, data.max_length))
+    return readings
+
+
+def _calibrated_copy(checkpoint: Path, workdir: Path) -> tuple[Path, dict[str, Any]]:
+    """The checkpoint with a calibration: its own, or one fitted now on its validation splits (a copy; the run's
+    files are never changed)."""
+    from runner.calibration import fit_calibration
+    from runner.config import compose_config
+    from runner.inference.config import register_inference_configs
+    from runner.inference.evaluation import evaluation_data_config, evaluation_seed
+    from runner.inference.predictors import load_predictor
+    from runner.metrics import ScoredSamples
+    from runner.training.checkpoint import store_calibration
+
+    copy = workdir / "release.pt"
+    shutil.copyfile(checkpoint, copy)
+    predictor = load_predictor(copy)
+    if predictor.metadata["calibration"] is not None:
+        return copy, predictor.metadata["calibration"]
+    register_inference_configs()
+    data, _ = evaluation_data_config(compose_config("evaluate", [f"checkpoint={copy}"]).data, predictor, [])
+    readings = _split_readings(predictor, data, evaluation_seed(predictor, data), SPLITS)
+    pooled = ScoredSamples.joined([samples for _, samples in readings.values()])
+    calibration = fit_calibration(pooled.confidences, pooled.correct(), fitted_on=" + ".join(SPLITS))
+    store_calibration(copy, calibration)
+    return copy, calibration
+
+
+def _export(checkpoint: Path, output: Path) -> None:
+    from runner.config import compose_config
+    from runner.export import export
+    from runner.inference.config import register_inference_configs
+
+    register_inference_configs()
+    export(compose_config("export", [f"checkpoint={checkpoint}", f"output={output}", "overwrite=true"]))
+
+
+def evaluate_shipped(model: Path, data: Any, seed: int, tesseract_images: int) -> list[dict[str, Any]]:
+    from runner.inference.predictors import load_predictor
+    from runner.tesseract import tesseract_command, tesseract_read
+
+    predictor = load_predictor(model)
+    command = tesseract_command()
+    rows = []
+    for split, (_, samples) in _split_readings(predictor, data, seed, SPLITS).items():
+        metrics = samples.scored(worst_k=0).compute()
+        row = {"split": split, "images": int(metrics["count"]), "seq_accuracy": round(metrics["seq_accuracy"], 4),
+               "cer": round(metrics["cer"], 4), "tesseract": None}
+        count = min(tesseract_images, len(samples.targets))
+        # the samples are in reading order (width-sorted batches): an even spread over it covers every width
+        picks = sorted({round(i * (len(samples.targets) - 1) / max(count - 1, 1)) for i in range(count)})
+        count = len(picks)
+        files = [Path(samples.paths[i]) for i in picks]
+        read = tesseract_read(command, files) if command and count else None
+        if read is not None:
+            truths = [samples.targets[i] for i in picks]
+            model_right = sum(samples.predictions[i] == samples.targets[i] for i in picks)
+            tesseract_right = sum(text == truth for text, truth in zip(read, truths))
+            row["tesseract"] = {"images": count, "seq_accuracy": round(tesseract_right / count, 4),
+                                "model_seq_accuracy": round(model_right / count, 4)}
+        rows.append(row)
+    return rows
+
+
+def check_figures(model: Path, workdir: Path) -> dict[str, Any]:
+    """The shipped model on CHECK_SPLIT of a small dataset generated from CHECK_DATA (what the test re-reads)."""
+    from runner.data.config import DataConfig
+    from runner.data.generate import write_dataset
+    from runner.inference.evaluation import evaluation_dataset, read_dataset
+    from runner.inference.predictors import load_predictor
+
+    predictor = load_predictor(model)
+    settings = {key: value for key, value in CHECK_DATA.items() if key != "seed"}
+    data = DataConfig(**settings, image_height=predictor.height, image_width=predictor.width,
+                      text_crop=predictor.text_crop, bucketing=predictor.bucketing, cache_in_memory=False)
+    metadata = write_dataset(data, CHECK_DATA["seed"], workdir / "check_data")
+    dataset, _ = evaluation_dataset(data, CHECK_SPLIT, CHECK_DATA["seed"], str(metadata))
+    metrics = read_dataset(predictor, dataset, 64, 0, data.max_length).scored(worst_k=0).compute()
+    return {"data": dict(CHECK_DATA), "split": CHECK_SPLIT, "images": int(metrics["count"]),
+            "seq_accuracy": metrics["seq_accuracy"], "cer": metrics["cer"]}
+
+
+def model_card(run_dir: Path, model: Path, calibration: dict[str, Any], rows: list[dict[str, Any]],
+               check: dict[str, Any], families: Sequence[str], config_yaml: str, train_commit: str) -> dict[str, Any]:
+    from runner.training.checkpoint import git_commit
+
+    return {
+        "model": model.name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "packaged_at_commit": git_commit(), "trained_at_commit": train_commit, "run_dir": str(run_dir),
+        "fonts": list(families), "splits": rows, "check": check, "calibration": calibration, "limits": list(LIMITS),
+        "config": OmegaConf.to_container(OmegaConf.create(config_yaml), resolve=False),
+    }
+
+
+def _ece_change(calibration: dict[str, Any]) -> str:
+    if calibration.get("ece_before") is None:
+        return str(calibration.get("note", "not fitted"))
+    return (f"ECE before → after on a held-out half: {calibration['ece_before']:.3f} → "
+            f"{calibration['ece_after']:.3f}")
+
+
+def card_markdown(card: dict[str, Any]) -> str:
+    config = card["config"]
+    lines = [
+        f"# Model card: {card['model']}", "",
+        f"The model `Reader()`, `predict` and `evaluate` use when no checkpoint is given. Made by "
+        f"`make release-model` on {card['created'][:10]} from run `{card['run_dir']}` (trained at commit "
+        f"`{card['trained_at_commit']}`, packaged at `{card['packaged_at_commit']}`).", "",
+        f"- model: `{config['model']['name']}` ({config['model']['_target_'].rsplit('.', 1)[-1]}), input "
+        f"{config['data']['image_height']}×{config['data']['image_width']} grayscale, up to "
+        f"{config['data']['max_length']} digits",
+        f"- trained: default config (`python -m runner`), {config['data']['train_size']:,} rendered images, "
+        f"seed {config['seed']}, time budget {config['trainer']['max_time_minutes']} min",
+        f"- fonts it saw ({len(card['fonts'])} families, val_unseen_fonts holds out "
+        f"{', '.join(config['data']['held_out_fonts'])}): {', '.join(card['fonts'])}", "",
+        "## Figures", "",
+        "Sequence accuracy (whole number right) and CER on every validation split of the data it trained on; "
+        "Tesseract 5 (`-l khm --psm 7`, digits kept) on images spread over each split (every width), next to the "
+        "model on the same images.",
+        "", "| split | images | seq accuracy | CER | Tesseract 5 (same images: model / Tesseract) |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for row in card["splits"]:
+        tesseract = row["tesseract"]
+        versus = "not installed" if tesseract is None else (
+            f"{tesseract['images']} images: {tesseract['model_seq_accuracy']:.4f} / {tesseract['seq_accuracy']:.4f}")
+        lines.append(f"| {row['split']} | {row['images']} | {row['seq_accuracy']:.4f} | {row['cer']:.4f} | {versus} |")
+    check, calibration = card["check"], card["calibration"]
+    lines += ["", f"Check split (the test suite regenerates it and re-reads it): {check['split']} of a dataset "
+                  f"generated with {json.dumps(check['data'])}: {check['images']} images, seq accuracy "
+                  f"{check['seq_accuracy']:.4f}, CER {check['cer']:.4f}.", "",
+              f"Confidence: calibrated (Platt, a = {calibration['a']}, b = {calibration['b']}, fitted on "
+              f"{calibration['fitted_on']}; {_ece_change(calibration)}).", "",
+              "## Limits", ""] + [f"- {limit}" for limit in card["limits"]]
+    return "\n".join(lines) + "\n"
+
+
+def release(run_dir: Optional[Path], overrides: Sequence[str], out_dir: Path, tesseract_images: int) -> Path:
+    from runner.config import compose_config
+    from runner.inference.config import register_inference_configs
+    from runner.inference.evaluation import evaluation_data_config, evaluation_seed
+    from runner.inference.predictors import load_predictor
+    from runner.training.checkpoint import load_checkpoint, run_checkpoint
+
+    families = _require_system_fonts()
+    run_dir = run_dir or _train(overrides)
+    checkpoint = run_checkpoint(run_dir, "best")
+    payload = load_checkpoint(checkpoint)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model = out_dir / "default.onnx"
+    with tempfile.TemporaryDirectory() as folder:
+        copy, calibration = _calibrated_copy(checkpoint, Path(folder))
+        _export(copy, model)
+        predictor = load_predictor(model)
+        register_inference_configs()
+        data, _ = evaluation_data_config(compose_config("evaluate", [f"checkpoint={model}"]).data, predictor, [])
+        rows = evaluate_shipped(model, data, evaluation_seed(predictor, data), tesseract_images)
+        check = check_figures(model, Path(folder))
+    card = model_card(run_dir, model, calibration, rows, check, families, payload["config_yaml"],
+                      payload["git_commit"])
+    write_text_atomic(out_dir / "model_card.json", json.dumps(card, indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(out_dir / "MODEL_CARD.md", card_markdown(card))
+    print(card_markdown(card))
+    return model
+
+
+@entry_point
+def main(argv: Optional[Sequence[str]] = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, default=None, help="package this run dir instead of training one")
+    parser.add_argument("--out", type=Path, default=SHIPPED_DIR, help="where the model and its card go")
+    parser.add_argument("--tesseract-images", type=int, default=300, help="images per split Tesseract reads (0: none)")
+    parser.add_argument("overrides", nargs="*", help="training overrides (only without --run)")
+    args = parser.parse_args(argv)
+    if args.run is not None and args.overrides:
+        raise ConfigError("--run packages a finished run; training overrides make no sense with it.")
+    return release(args.run, args.overrides, args.out, args.tesseract_images)
+
+
+if __name__ == "__main__":
+    main()
