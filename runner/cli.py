@@ -32,8 +32,11 @@ CONFIG_PATH = str(CONF_DIR)  # every entry point's @hydra.main(config_path=CONFI
 
 
 def hydra_output_dir() -> Path | None:
-    """This job's run dir; None outside Hydra and on DDP ranks > 0 (which write nothing)."""
+    """This job's run dir; None outside Hydra, on DDP ranks > 0 and in a job that keeps no run dir (Hydra's
+    `output_subdir: null`, as on those ranks and in predict without save_run): all of them write nothing."""
     if not HydraConfig.initialized() or int(os.environ.get("RANK", "0")) > 0:
+        return None
+    if HydraConfig.get().output_subdir is None:
         return None
     return Path(HydraConfig.get().runtime.output_dir)
 

@@ -152,7 +152,9 @@ def _check_model_loss_fit(cfg: DictConfig) -> None:
 
 
 def register_resolvers() -> None:
-    """`${run_id:}`: a short random id, fixed for one launch, that makes run dirs unique.
+    """The resolvers conf/ uses: `${run_id:}`, `${config_groups:}` and `${if:...}` (see `choose`).
+
+    `${run_id:}`: a short random id, fixed for one launch, that makes run dirs unique.
 
     Two runs started in the same second would otherwise share `outputs/<exp>/<date>/<HH-MM-SS>`.
     `use_cache` keeps the value for the launch, and Hydra copies that cache into every job of a
@@ -162,6 +164,14 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("run_id", lambda: secrets.token_hex(3), use_cache=True)
     if not OmegaConf.has_resolver("config_groups"):
         OmegaConf.register_new_resolver("config_groups", config_group_listing)
+    if not OmegaConf.has_resolver("if"):
+        OmegaConf.register_new_resolver("if", choose)
+
+
+def choose(condition: bool, then: Any, otherwise: Any) -> Any:
+    """`${if:CONDITION,THEN,OTHERWISE}`: a setting that follows a boolean key, e.g. predict's run dir and log
+    handlers following `save_run`."""
+    return then if condition else otherwise
 
 
 def config_group_listing() -> str:

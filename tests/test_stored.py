@@ -222,7 +222,8 @@ def good_checkpoint(tmp: Path, sentinel: Path) -> Path:
 
 
 def predictions_written(tmp: Path, sentinel: Path) -> None:
-    lines = (tmp / "predictions.tsv").read_text(encoding="utf-8").splitlines()
+    header, *lines = (tmp / "predictions.tsv").read_text(encoding="utf-8").splitlines()
+    assert header == "path\ttext\tconfidence"
     assert [line.split("\t")[0] for line in lines] == ["0.png", "1.png", "huge.png"]
     assert lines[2].endswith("\t\t0.0000")  # the unreadable file's line: no text, confidence 0
 

@@ -31,6 +31,14 @@ class ExportFormat(StrEnum):
     torchscript = "torchscript"
 
 
+class PredictFormat(StrEnum):
+    """predict's format: tsv and csv start with a `path, text, confidence` header row; jsonl is one object a line."""
+
+    tsv = "tsv"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
 SPLITS = tuple(Split)
 
 
@@ -60,8 +68,14 @@ class EvaluateConfig(_InferenceConfig):
 class PredictConfig(_InferenceConfig):
     """Root config of `python -m runner.predict` (conf/predict.yaml)."""
 
-    inputs: str = help_field("An image file, a folder (searched recursively for images) or a glob such as 'scans/*.jpg'.")
-    output: Optional[str] = help_field("File to write `path<TAB>text<TAB>confidence` lines to; null = stdout.", None)
+    inputs: str = help_field("An image file, a folder (searched recursively for images), a glob such as 'scans/*.jpg', "
+                             "@LIST (a text file naming one image per line, relative to its folder) or - (paths "
+                             "on stdin, one per line).")
+    output: Optional[str] = help_field("File to write the predictions to; null = stdout.", None)
+    format: PredictFormat = help_field("tsv or csv (a path, text, confidence header row, then a row per image) or "
+                                       "jsonl (one JSON object per image).", PredictFormat.tsv)
+    save_run: bool = help_field("Keep a run dir (outputs/predict/<date>/<time>-<id>/ with .hydra/ and predict.log); "
+                                "false = write nothing but the predictions.", False)
     overwrite: bool = help_field("Replace an existing output file (never without it, and never an input image "
                                  "unless set).", False)
 

@@ -1,10 +1,18 @@
-"""Prediction on image files: which files an `inputs=` names, and their predictions in input order."""
+"""Prediction on image files: which files an `inputs=` names, and their predictions in input order.
+
+`inputs=` is one image, a folder (recursive), a glob, `@LIST` (a text file naming one image per line) or
+`-` (the same lines on stdin). In a list, blank lines and lines starting with `#` are skipped, each line
+is stripped of surrounding whitespace, and a relative path is relative to the list file's folder (so a
+list travels with its images), or for stdin to the folder the command was started in. A listed file
+that is missing or unreadable gets an empty prediction like any unreadable image.
+"""
 
 from __future__ import annotations
 
 import glob
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
@@ -36,26 +44,37 @@ class ImageInput:
 @dataclass
 class Prediction:
     name: str
-    text: str
-    confidence: float
+    text: str  # empty for an unreadable file
+    confidence: float  # 0.0 for an unreadable file
     error: Optional[str] = None
-
-    def line(self) -> str:
-        """`path<TAB>text<TAB>confidence` (4 decimals); an unreadable file has an empty text and 0.0000."""
-        return f"{self.name}\t{self.text}\t{self.confidence:.4f}"
 
 
 def image_suffixes() -> set[str]:
     return {suffix.lower() for suffix in Image.registered_extensions()}
 
 
+STDIN = "-"  # inputs=- reads the list from stdin
+LIST_PREFIX = "@"  # inputs=@FILE reads it from FILE
+
+
+def list_file(inputs: str) -> Optional[Path]:
+    """The list file `inputs=@FILE` names (an input too: never written over), else None."""
+    return resolve_path(inputs[len(LIST_PREFIX):]) if inputs.startswith(LIST_PREFIX) else None
+
+
 def discover_images(inputs: str | Path) -> list[ImageInput]:
-    """Files named by `inputs`: one file, a folder (recursive, image suffixes only, sorted) or a glob.
+    """Files named by `inputs`: one file, a folder (recursive, image suffixes only, sorted), a glob (sorted),
+    or the lines of a list file (`@FILE`) or of stdin (`-`), in their order.
 
     A named file or a glob match is read whatever its suffix (the user picked it), so a broken or
     mislabelled file is reported rather than skipped silently.
     """
     given = str(inputs)
+    if given == STDIN:
+        return _listed_images(_read_stdin(), resolve_path("."), given, "stdin")
+    listed = list_file(given)
+    if listed is not None:
+        return _listed_images(_read_list_file(listed, given), listed.parent, given, f"the list file {listed}")
     path = resolve_path(given)
     if path.is_dir():
         suffixes = image_suffixes()
@@ -77,6 +96,55 @@ def discover_images(inputs: str | Path) -> list[ImageInput]:
         return [ImageInput(Path(p), p if Path(given).is_absolute() else p[base:]) for p in matches]
     raise DataError(f"inputs={given}: no such file or folder ({path}); give an image, a folder of images or a glob "
                     f"such as 'scans/*.png'.")
+
+
+def _read_list_file(path: Path, given: str) -> str:
+    if not path.is_file():
+        raise DataError(f"inputs={given}: no such list file ({path}); give a text file naming one image per line, "
+                        f"e.g. inputs=@scans.txt (a file whose name starts with @ is inputs=./@name).")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"inputs={given}: the list file {path} is not UTF-8 text (byte {error.start} is "
+                        f"{error.object[error.start:error.start + 1]!r}); give a text file naming one image per line."
+                        ) from error
+    except OSError as error:
+        raise DataError(f"inputs={given}: the list file {path} cannot be read ({error.strerror}).") from error
+
+
+def _read_stdin() -> str:
+    if sys.stdin is None:
+        raise DataError(f"inputs={STDIN}: this process has no stdin to read image paths from; pipe them in "
+                        f"(find scans -name '*.png' | python -m runner.predict ... inputs=-) or use inputs=@LIST.")
+    if sys.stdin.isatty():
+        log.info("reading image paths from stdin, one per line; end with Ctrl-D")
+    try:
+        return sys.stdin.read()
+    except UnicodeDecodeError as error:
+        raise DataError(f"inputs={STDIN}: stdin is not UTF-8 text (byte {error.start}); pipe in one image path per "
+                        f"line.") from error
+
+
+def _listed_images(text: str, base: Path, given: str, source: str) -> list[ImageInput]:
+    """One image per line of `text`, named as written; relative paths are relative to `base`."""
+    images = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if "\0" in entry:
+            raise DataError(f"inputs={given}: line {number} of {source} holds a NUL byte; it is not a list of paths "
+                            f"(one image path per line).")
+        path = Path(entry).expanduser()
+        path = path if path.is_absolute() else base / path
+        if path.is_dir():
+            raise DataError(f"inputs={given}: line {number} of {source} names a folder ({entry}); list image files, "
+                            f"one per line, or give the folder itself as inputs={entry}.")
+        images.append(ImageInput(path, entry))
+    if not images:
+        raise DataError(f"inputs={given}: {source} names no images (only blank lines and # comments); list one "
+                        f"image path per line.")
+    return images
 
 
 def _existing_files(paths: Iterable[Path]) -> Iterator[Path]:

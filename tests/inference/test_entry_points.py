@@ -1,6 +1,8 @@
 """The commands built on runner/inference/ (runner.predict, runner.evaluate, runner.export): their checks in
 process, then each end to end in a subprocess."""
 
+import csv
+import io
 import json
 import os
 import re
@@ -15,11 +17,13 @@ from runner.config import compose_config
 from runner.data.datasets import KhmerDigitsDataset
 from runner.errors import ConfigError
 from runner.inference.evaluation import evaluate_dataset
+from runner.inference.files import PredictionFailures
 from runner.inference.metadata import sidecar_path
 from runner.training.checkpoint import git_commit
 
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<text>[០-៩]*)\t(?P<confidence>[01]\.\d{4})$")
+HEADER = "path\ttext\tconfidence"
 
 
 @pytest.mark.parametrize("module, overrides, message", [
@@ -38,12 +42,67 @@ def test_entry_points_check_their_values_before_reading_anything(module, overrid
 
 @pytest.mark.parametrize("module, override, allowed", [
     ("export", "format=zip", "[onnx, torchscript]"),
+    ("predict", "format=xml", "[tsv, jsonl, csv]"),
     ("evaluate", "split=test", "[val, val_hard, val_unseen_fonts, val_hard_unseen_fonts, train]"),
 ])
 def test_a_wrong_choice_is_refused_when_the_config_is_composed(module, override, allowed, tmp_path):
     with pytest.raises(ConfigCompositionException) as refused:
         compose_config(module, [f"checkpoint={tmp_path / 'missing.pt'}", override])
     assert f"expected one of {allowed}" in str(refused.value.__cause__)
+
+
+def test_predict_formats_carry_the_same_values(checkpoint, image_folder, tmp_path):
+    from runner.predict import predict
+
+    def predicted(format: str) -> str:
+        output = tmp_path / f"predictions.{format}"
+        with pytest.raises(PredictionFailures):  # broken.png
+            predict(compose_config("predict", [f"checkpoint={checkpoint}", f"inputs={image_folder}",
+                                               f"output={output}", f"format={format}"]))
+        return output.read_text(encoding="utf-8")
+
+    tsv = [line.split("\t") for line in predicted("tsv").splitlines()]
+    assert tsv[0] == HEADER.split("\t") and len(tsv) == 8
+    assert list(csv.reader(io.StringIO(predicted("csv"), newline=""))) == tsv
+    records = [json.loads(line) for line in predicted("jsonl").splitlines()]
+    assert [[r["path"], r["text"], r["confidence"]] for r in records] == [[p, t, float(c)] for p, t, c in tsv[1:]]
+    assert [r["path"] for r in records if "error" in r] == ["broken.png"]
+
+
+def test_predict_never_writes_over_its_list_file(checkpoint, image_folder, tmp_path):
+    from runner.predict import predict
+
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{image_folder}/gray.png\n")
+    with pytest.raises(ConfigError, match="is also one of the inputs of this run"):
+        predict(compose_config("predict", [f"checkpoint={checkpoint}", f"inputs=@{listing}", f"output={listing}"]))
+    assert listing.read_text() == f"{image_folder}/gray.png\n"
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "inputs=@list.txt: no such list file"),
+    ("# nothing yet\n", "inputs=@list.txt: the list file"),
+])
+def test_predict_refuses_a_missing_or_empty_list_in_one_paragraph(content, message, checkpoint, tmp_path,
+                                                                  run_entry, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    if content is not None:
+        (tmp_path / "list.txt").write_text(content)
+    code, stdout, stderr = run_entry("runner.predict", f"checkpoint={checkpoint}", "inputs=@list.txt")
+    assert code == 2 and stdout == "" and stderr.startswith("error (DataError): ")
+    assert message in " ".join(stderr.split()) and len(stderr.strip().split("\n\n")) == 1
+    assert sorted(path.name for path in tmp_path.iterdir()) == (["list.txt"] if content else [])
+
+
+def test_predict_progress_goes_to_stderr_only(checkpoint, image_folder, run_entry, monkeypatch):
+    from runner import progress
+
+    ticks = iter(range(0, 10_000, 10))
+    monkeypatch.setattr(progress, "clock", lambda: next(ticks))  # every update is 10 s later: lines are logged
+    code, stdout, stderr = run_entry("runner.predict", f"checkpoint={checkpoint}", f"inputs={image_folder}",
+                                     "batch_size=2")
+    assert code == 1 and "predicting: 7/7 images (100%)" in stderr
+    assert stdout.splitlines()[0] == HEADER and all(LINE.match(line) for line in stdout.splitlines()[1:]), stdout
 
 
 def test_evaluate_reports_the_scores_of_its_split(checkpoint, predictor, tiny_dataset, tmp_path):
@@ -69,11 +128,45 @@ def test_predict_cli_prints_only_predictions_and_exits_1_on_a_broken_file(checkp
     result = run_cli("runner.predict", f"checkpoint={checkpoint.parent.parent}", f"inputs={image_folder}",
                      "batch_size=2", cwd=tmp_path)  # a run dir resolves to its checkpoints/best.pt
     assert result.returncode == 1, result.stderr
-    lines = result.stdout.splitlines()
-    assert len(lines) == 7 and all(LINE.match(line) for line in lines), result.stdout
+    header, *lines = result.stdout.splitlines()
+    assert header == HEADER and len(lines) == 7 and all(LINE.match(line) for line in lines), result.stdout
     assert "broken.png\t\t0.0000" in lines
     assert "skipping broken.png" in result.stderr and "1 of 7 input files could not be read" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def run_predict_in(cwd: Path, *overrides: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """`python -m runner.predict` started in `cwd`, with its default run dir and outputs root."""
+    env = {key: value for key, value in os.environ.items() if key != "KHMER_OCR_OUTPUTS"}
+    env.update(HYDRA_FULL_ERROR="0", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "runner.predict", *overrides], cwd=cwd, input=stdin,
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_predict_reads_paths_from_stdin_and_leaves_no_run_dir(checkpoint, image_folder, tmp_path):
+    (tmp_path / "scans").mkdir()
+    for name in ("gray.png", "photo.jpg"):
+        (tmp_path / "scans" / name).write_bytes((image_folder / name).read_bytes())
+    before = sorted(tmp_path.rglob("*"))
+    result = run_predict_in(tmp_path, f"checkpoint={checkpoint}", "inputs=-", "format=jsonl",
+                            stdin="scans/photo.jpg\n# not this one\n\nscans/gray.png\n")
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == ["scans/photo.jpg", "scans/gray.png"]
+    assert sorted(tmp_path.rglob("*")) == before  # no outputs/, no .hydra/, no predict.log
+
+
+def test_predict_save_run_keeps_a_run_dir_with_its_log(checkpoint, image_folder, tmp_path):
+    (tmp_path / "list.txt").write_text(f"{image_folder}/gray.png\n")
+    result = run_predict_in(tmp_path, f"checkpoint={checkpoint}", "inputs=@list.txt", "save_run=true",
+                            "format=csv", "output=${hydra:runtime.output_dir}/predictions.csv")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    [run_dir] = (tmp_path / "outputs" / "predict").glob("*/*")
+    assert {path.name for path in run_dir.iterdir()} == {".hydra", "predict.log", "job_status.json",
+                                                         "predictions.csv"}
+    assert "reading 1 images" in (run_dir / "predict.log").read_text(encoding="utf-8")
+    rows = list(csv.reader((run_dir / "predictions.csv").open(encoding="utf-8", newline="")))
+    assert rows[0] == ["path", "text", "confidence"] and rows[1][0] == f"{image_folder}/gray.png"
 
 
 def test_predict_cli_refuses_a_file_that_is_not_a_checkpoint(image_folder, tmp_path):
