@@ -21,14 +21,22 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from runner.cli import CONFIG_PATH, entry_point, hydra_output_dir
-from runner.inference.config import check_inference_config, register_inference_configs
 from runner.data.generate import groups_by_path
 from runner.errors import require
-from runner.inference.evaluation import (evaluation_data_config, evaluation_dataset, evaluation_seed,
-                                         format_report_table, metrics_report, read_dataset, write_evaluation)
+from runner.inference.config import check_inference_config, register_inference_configs
+from runner.inference.evaluation import (
+    evaluation_data_config,
+    evaluation_dataset,
+    evaluation_seed,
+    format_report_table,
+    metrics_report,
+    read_dataset,
+    write_evaluation,
+)
 from runner.inference.predictors import load_predictor
 from runner.metrics import readings_report
 from runner.report import training_run, write_report
+from runner.schema import SHIPPED_MODEL
 
 log = logging.getLogger("runner.evaluate")
 register_inference_configs()
@@ -38,7 +46,7 @@ def evaluate(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) -
     """Evaluate cfg.checkpoint on the chosen split; returns the metrics.json content."""
     check_inference_config(cfg)
     require(cfg.report_images >= 0, "report_images", "must be >= 0", cfg.report_images)
-    predictor = load_predictor(cfg.checkpoint, cfg.device, cfg.num_threads)
+    predictor = load_predictor(cfg.checkpoint or SHIPPED_MODEL, cfg.device, cfg.num_threads)
     data, from_training = evaluation_data_config(cfg.data, predictor, overrides)
     seed = evaluation_seed(predictor, data, cfg.seed)
     dataset, description = evaluation_dataset(data, cfg.split, seed, cfg.metadata,

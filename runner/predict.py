@@ -23,10 +23,16 @@ from omegaconf import DictConfig
 from runner.cli import CONFIG_PATH, entry_point
 from runner.data.generate import resolve_path
 from runner.inference.config import check_inference_config, register_inference_configs
-from runner.inference.files import PredictionFailures, discover_images, list_file, predict_files
+from runner.inference.files import (
+    PredictionFailures,
+    discover_images,
+    list_file,
+    predict_files,
+)
 from runner.inference.formats import PredictionWriter
 from runner.inference.predictors import load_predictor, predictor_files
 from runner.outputs import atomic_path, check_output
+from runner.schema import SHIPPED_MODEL
 
 log = logging.getLogger("runner.predict")
 register_inference_configs()
@@ -36,7 +42,7 @@ def predict(cfg: DictConfig) -> int:
     """Predict every image of cfg.inputs; returns the number of images read."""
     check_inference_config(cfg)
     images = discover_images(cfg.inputs)
-    predictor = load_predictor(cfg.checkpoint, cfg.device, cfg.num_threads)
+    predictor = load_predictor(cfg.checkpoint or SHIPPED_MODEL, cfg.device, cfg.num_threads)
     listed = list_file(cfg.inputs)
     read = [image.path for image in images] + ([listed] if listed is not None else [])
     output = check_output(resolve_path(cfg.output), "output", overwrite=cfg.overwrite, inputs=read,

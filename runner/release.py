@@ -29,10 +29,11 @@ from omegaconf import OmegaConf
 from runner.cli import entry_point
 from runner.errors import ConfigError, DataError
 from runner.outputs import write_text_atomic
+from runner.schema import SHIPPED_MODEL
 
 log = logging.getLogger("runner.release")
 
-SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
+SHIPPED_DIR = SHIPPED_MODEL.parent
 SPLITS = ("val", "val_hard", "val_unseen_fonts", "val_hard_unseen_fonts")
 # the small dataset the card and the test both read: generated again from these settings and seed
 CHECK_DATA = {"seed": 20261203, "train_size": 8, "val_size": 100, "hard_val_size": 100}
@@ -226,7 +227,7 @@ def release(run_dir: Optional[Path], overrides: Sequence[str], out_dir: Path, te
     checkpoint = run_checkpoint(run_dir, "best")
     payload = load_checkpoint(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = out_dir / "default.onnx"
+    model = out_dir / SHIPPED_MODEL.name
     with tempfile.TemporaryDirectory() as folder:
         copy, calibration = _calibrated_copy(checkpoint, Path(folder))
         _export(copy, model)

@@ -1,4 +1,4 @@
-"""What every typed config shares: where conf/ is, and field help text.
+"""What every typed config shares: where conf/ and the shipped model are, and field help text.
 
 Choice fields are typed with a `StrEnum` whose member names are its values (as fairseq's
 ChoiceEnum): OmegaConf refuses any other value when the config is composed, listing the allowed
@@ -24,6 +24,7 @@ def conf_dir() -> Path:
 
 
 CONF_DIR = conf_dir()
+SHIPPED_MODEL = _PACKAGE_DIR / "shipped" / "default.onnx"  # made by `make release-model` (runner/release.py)
 
 
 def help_field(text: str, default: Any = MISSING, factory: Any = None) -> Any:

@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from hydra.errors import ConfigCompositionException
 
+from inference.helpers import digits_image
 from runner.config import compose_config
 from runner.data.datasets import KhmerDigitsDataset
 from runner.errors import ConfigError
 from runner.inference.evaluation import evaluate_dataset
 from runner.inference.files import PredictionFailures
 from runner.inference.metadata import sidecar_path
+from runner.schema import SHIPPED_MODEL
 from runner.training.checkpoint import git_commit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,6 +155,15 @@ def test_predict_reads_paths_from_stdin_and_leaves_no_run_dir(checkpoint, image_
     assert result.returncode == 0, result.stderr
     assert [json.loads(line)["path"] for line in result.stdout.splitlines()] == ["scans/photo.jpg", "scans/gray.png"]
     assert sorted(tmp_path.rglob("*")) == before  # no outputs/, no .hydra/, no predict.log
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="no shipped model (make release-model)")
+def test_predict_without_a_checkpoint_reads_with_the_shipped_model(tmp_path):
+    digits_image("០៩៨៧៦៥", size=(260, 60)).save(tmp_path / "number.png")
+    result = run_predict_in(tmp_path, "inputs=number.png", "format=jsonl")
+    assert result.returncode == 0, result.stderr
+    [row] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert row["text"] == "០៩៨៧៦៥" and row["confidence"] > 0.9
 
 
 def test_predict_save_run_keeps_a_run_dir_with_its_log(checkpoint, image_folder, tmp_path):
