@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install fonts system-deps test test-slow train samples generate report release-model bench tensorboard \
+.PHONY: help install fonts system-deps test test-slow train samples generate report release-model check-wheel bench tensorboard \
         sweep-lr compare-losses compare-models search-lr clean
 
 help:  ## List every target with one line each
@@ -50,6 +50,9 @@ report: $(STAMP)  ## Evaluate a model and write report.html, what it gets wrong 
 
 release-model: $(STAMP)  ## Train the default config with the system fonts, package runner/shipped/ + model card (RUN=RUN_DIR: package a finished run)
 	$(PY) -m runner.release $(if $(RUN),--run $(RUN)) $(ARGS)
+
+check-wheel:  ## Build the wheel, install it into a fresh venv, and train/predict/read from another folder
+	bash scripts/check_wheel.sh
 
 samples: $(STAMP)  ## Write a grid of generated samples to outputs/samples.png
 	$(PY) -m runner.data.samples $(ARGS)

@@ -8,6 +8,9 @@ What is timed, on the same rendered images (light augmentation, 32x128 after pre
                 what `runner.predict` spends per image once the files are decoded
   1 image       median latency of `Predictor.predict` on one preprocessed image
   preprocess    PIL image -> model input (`preprocess_image`), shared by every model, one row
+  Reader        the Python API end to end (`runner.Reader.read`, preprocessing included): images/s of
+                `read(list of PIL images)` and the median latency of `read(one PIL image)`, for the
+                ONNX model (ONNX Runtime, no torch involved) and its checkpoint (PyTorch)
   tesseract     `tesseract IMAGE stdout -l khm --psm 7` per image (its own pipeline, process start
                 included for the latency; the batch column runs one process over a list file)
 
@@ -33,11 +36,11 @@ import torch
 
 from runner.data.preprocess import preprocess_image
 from runner.inference.export import check_parity, export_onnx, render_images
-from runner.inference.metadata import checkpoint_metadata
-from runner.inference.predictors import OnnxPredictor, Predictor, TorchPredictor
+from runner.inference.predictors import OnnxPredictor, Predictor, TorchPredictor, load_checkpoint_predictor
 from runner.tesseract import tesseract_command, tesseract_read
 from runner.models import available_presets, create_model
-from runner.training.checkpoint import build_checkpoint
+from runner.reader import Reader
+from runner.training.checkpoint import atomic_save, build_checkpoint
 
 HEIGHT, WIDTH, MAX_LENGTH = 32, 128, 8
 
@@ -67,11 +70,13 @@ def _latency_ms(run_one: Callable[[], Any], runs: int) -> float:
     return statistics.median(timings)
 
 
-def _torch_predictor(preset: str) -> TorchPredictor:
+def _torch_predictor(preset: str, folder: Path) -> TorchPredictor:
+    """A random-weight model of `preset`, saved as folder/PRESET.pt (for the Reader) and loaded back."""
     model = create_model(preset, image_height=HEIGHT, image_width=WIDTH, max_length=MAX_LENGTH).eval()
     payload = build_checkpoint(model=model, epoch=0, global_step=0, metrics={}, config_yaml="",
                                preprocess={"height": HEIGHT, "width": WIDTH})
-    return TorchPredictor(model, checkpoint_metadata(payload, f"random {preset}"), Path(f"{preset}.pt"))
+    atomic_save(payload, folder / f"{preset}.pt")
+    return load_checkpoint_predictor(folder / f"{preset}.pt")
 
 
 def _row(model: str, runtime: str, params_m: Optional[float], per_second: float, latency: float,
@@ -85,6 +90,22 @@ def bench_predictor(predictor: Predictor, images: torch.Tensor, batch_size: int,
     per_second = _throughput(predictor.predict, images, batch_size, min_seconds)
     latency = _latency_ms(lambda: predictor.predict(images[:1]), latency_runs)
     return _row(predictor.name, predictor.kind, params_m, per_second, latency, note)
+
+
+def bench_reader(model: Path, samples: Sequence[tuple[Any, str]], latency_runs: int, min_seconds: float,
+                 params_m: Optional[float], num_threads: Optional[int] = None) -> dict[str, Any]:
+    """`Reader(model).read`: images/s on the whole list of PIL images, median latency of one PIL image."""
+    reader = Reader(model, num_threads=num_threads)
+    images = [image for image, _ in samples]
+    reader.read(images[:8])  # warm-up
+    done, started = 0, time.perf_counter()
+    while done == 0 or time.perf_counter() - started < min_seconds:
+        reader.read(images)
+        done += len(images)
+    per_second = done / (time.perf_counter() - started)
+    latency = _latency_ms(lambda: reader.read(images[0]), latency_runs)
+    return _row(reader.model.name, f"Reader ({reader.model.kind})", params_m, per_second, latency,
+                "PIL image -> Reading, preprocessing included")
 
 
 def bench_tesseract(samples: Sequence[tuple[Any, str]], latency_runs: int,
@@ -122,7 +143,7 @@ def bench_inference(presets: Optional[Sequence[str]] = None, threads: int = 2, b
     rows = [_row("(all)", "preprocess", None, preprocess_rate, preprocess_ms, "PIL image -> [1, 32, 128] tensor")]
     with tempfile.TemporaryDirectory() as folder:
         for preset in presets or available_presets():
-            predictor = _torch_predictor(preset)
+            predictor = _torch_predictor(preset, Path(folder))
             params_m = sum(p.numel() for p in predictor.model.parameters()) / 1e6
             rows.append(bench_predictor(predictor, batch, batch_size, latency_runs, min_seconds, params_m))
             onnx_path = export_onnx(predictor, Path(folder) / f"{preset}.onnx", dynamo=dynamo)
@@ -130,8 +151,10 @@ def bench_inference(presets: Optional[Sequence[str]] = None, threads: int = 2, b
             parity = check_parity(predictor, onnx_predictor, batch[:batch_size])
             rows.append(bench_predictor(onnx_predictor, batch, batch_size, latency_runs, min_seconds, params_m,
                                         f"max abs logit diff {parity.max_abs_diff:.1e}"))
-            print(format_row(rows[-2]), file=sys.stderr)
-            print(format_row(rows[-1]), file=sys.stderr)
+            rows.append(bench_reader(onnx_path, samples, latency_runs, min_seconds, params_m, num_threads=threads))
+            rows.append(bench_reader(predictor.source, samples, latency_runs, min_seconds, params_m))
+            for row in rows[-4:]:
+                print(format_row(row), file=sys.stderr)
     if tesseract:
         row = bench_tesseract(samples[:min(len(samples), 64)], max(3, latency_runs // 6))
         if row is not None:

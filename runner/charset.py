@@ -26,6 +26,7 @@ FIRST_DIGIT: int = len(SPECIAL_TOKENS)
 CHAR_TO_INDEX: dict[str, int] = {char: FIRST_DIGIT + i for i, char in enumerate(DIGITS)}
 INDEX_TO_CHAR: dict[int, str] = {index: char for char, index in CHAR_TO_INDEX.items()}
 ARABIC_TO_KHMER = str.maketrans("0123456789", DIGITS)
+KHMER_TO_ARABIC = str.maketrans(DIGITS, "0123456789")
 
 
 def validate_text(text: str, source: str = "text", max_length: int | None = None) -> str:
@@ -72,6 +73,11 @@ def decode(ids: Iterable[int]) -> str:
 def to_khmer(text: str) -> str:
     """Translate Arabic digits 0-9 to Khmer digits; other characters pass through."""
     return text.translate(ARABIC_TO_KHMER)
+
+
+def to_arabic(text: str) -> str:
+    """Translate Khmer digits to Arabic digits 0-9 (១២៣ -> 123); other characters pass through."""
+    return text.translate(KHMER_TO_ARABIC)
 
 
 def charset_signature() -> dict[str, object]:

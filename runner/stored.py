@@ -11,6 +11,8 @@ import math
 import re
 from typing import Any
 
+from runner.errors import CheckpointError
+
 # hydra.utils.instantiate acts on these keys wherever they appear in a config
 INSTANTIATION_KEY = re.compile(r"^_(target|partial|args|recursive|convert)_$")
 MAX_DEPTH = 32
@@ -46,6 +48,73 @@ def check_plain_data(value: Any, where: str, depth: int = 0) -> None:
             check_plain_data(item, f"{where}.{key}", depth + 1)
         return
     raise NotPlainData(f"{where} is a {type(value).__name__}, not plain data")
+
+
+# --------------------------------------------------------------------------- stored models
+# The model classes a stored config may name, by their `_target_`, with their head. runner/models/registry.py maps
+# each to its class and typed config; this copy lets a reader that builds no model (an ONNX file) check the name
+# without importing torch. tests/models/test_registry.py keeps the two in step.
+MODEL_HEADS = {"runner.models.attention.AttentionOCR": "attention", "runner.models.ctc.CRNN": "ctc"}
+
+
+def plain_model_options(config: Any, where: str) -> tuple[str, dict[str, Any]]:
+    """(class name, options) of a stored model config: NotPlainData unless its `_target_` is a name of
+    MODEL_HEADS and every other option is plain data. The typed check of the options is the registry's."""
+    if not isinstance(config, dict):
+        raise NotPlainData(f"{where} must be a mapping of model options, got a {type(config).__name__}")
+    options = dict(config)
+    name = options.pop("_target_", None)
+    if not isinstance(name, str) or name not in MODEL_HEADS:
+        raise NotPlainData(f"{where}._target_ is {name!r}, which is not a model class of this project (known: "
+                           f"{', '.join(MODEL_HEADS)}); a model is only built from that list")
+    check_plain_data(options, where)
+    return name, options
+
+
+def check_stored_layout(stored: dict, source: str) -> None:
+    """The entries every reader of a checkpoint or export sidecar uses: `model` {name, head, config} and
+    `preprocess` {height, width, bucketing, text_crop}, with the types and ranges a model can have (after
+    `upgrade` has brought an older file to the current layout)."""
+    model, preprocess = stored.get("model"), stored.get("preprocess")
+    problems = []
+    if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("config"), dict)
+            and model.get("head") in ("attention", "ctc")):
+        problems.append("`model` must hold a name, a head (attention or ctc) and a config mapping")
+    if not isinstance(preprocess, dict):
+        problems.append("`preprocess` must be a mapping")
+    else:
+        height, width = preprocess.get("height"), preprocess.get("width")
+        if not (type(height) is int and 16 <= height <= 256):
+            problems.append(f"preprocess.height must be an integer in 16..256, got {height!r}")
+        if not (type(width) is int and 32 <= width <= 4096):
+            problems.append(f"preprocess.width must be an integer in 32..4096, got {width!r}")
+        for key in ("bucketing", "text_crop"):
+            if type(preprocess.get(key)) is not bool:
+                problems.append(f"preprocess.{key} must be true or false, got {preprocess.get(key)!r}")
+    if problems:
+        raise CheckpointError(f"{source}: {'; '.join(problems)}. The file was edited or is damaged; use a model "
+                              f"written by khmer-digits-ocr that nobody edited.")
+
+
+def check_unbuilt_model(stored: dict, source: str) -> None:
+    """What guards a stored model nothing is built from (an exported ONNX file, read by ONNX Runtime): after
+    `check_stored_layout`, its config names a known class of the stored head and is plain data, and the top-level
+    `max_length` (what decoding is told) is the config's. A checkpoint is checked by the registry instead, option by
+    option, since a model is built from it."""
+    model = stored["model"]
+    try:
+        name, options = plain_model_options(model["config"], "model.config")
+    except NotPlainData as error:
+        raise CheckpointError(f"{source}: {error}. Use a model written by khmer-digits-ocr (python -m runner, "
+                              f"python -m runner.export) that nobody edited.") from error
+    if model["head"] != MODEL_HEADS[name]:
+        raise CheckpointError(f"{source}: model.head is {model['head']!r} but model.config names a "
+                              f"{MODEL_HEADS[name]!r} model; the file was edited or is damaged. Use another copy.")
+    stored_length = options.get("max_length")
+    if type(stored_length) is not int or stored_length < 1 or stored.get("max_length") != stored_length \
+            or type(stored.get("max_length")) is not int:
+        raise CheckpointError(f"{source}: max_length is {stored.get('max_length')!r} but model.config says "
+                              f"{stored_length!r}; the file was edited or is damaged. Re-export the model.")
 
 
 # --------------------------------------------------------------------------- format versions
@@ -86,8 +155,6 @@ def upgrade(stored: dict[str, Any], source: str, unversioned: int) -> dict[str, 
     sidecars: 1). Every reader calls this once, right after loading, and then reads only the current
     layout. A version that is not a number, or newer than this runner reads, is a CheckpointError.
     """
-    from runner.errors import CheckpointError
-
     version = stored.get("format_version", unversioned)
     if type(version) is not int or version < 0:
         raise CheckpointError(f"{source} has format_version {version!r}, not a number; the file was edited or is "

@@ -1,5 +1,8 @@
+from pathlib import Path
+
 import pytest
 
+from inference.helpers import save_checkpoint
 from runner.data.config import DataConfig
 
 
@@ -10,6 +13,28 @@ def tiny_dataset(tmp_path_factory):
 
     cfg = DataConfig(train_size=24, val_size=8, hard_val_size=6)
     return write_dataset(cfg, seed=5, target=tmp_path_factory.mktemp("data") / "tiny", workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """An untrained attention model (preset small) saved as a run's checkpoints/best.pt."""
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoints" / "best.pt")
+
+
+@pytest.fixture(scope="session")
+def predictor(checkpoint):
+    from runner.inference.predictors import load_predictor
+
+    return load_predictor(checkpoint)
+
+
+@pytest.fixture(scope="session")
+def onnx_model(predictor, tmp_path_factory) -> Path:
+    """`predictor` exported to model.onnx, metadata embedded (no sidecar)."""
+    from runner.inference.export import export_onnx
+
+    # the default (dynamo) exporter on the attention model: its greedy loop is the hard case
+    return export_onnx(predictor, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
 
 @pytest.fixture

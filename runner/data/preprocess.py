@@ -30,19 +30,26 @@ Choices (in order), so a user's photo and a rendered sample look alike to the mo
    evaluation, prediction and exported models all crop the same way.
 
 `preprocess_image_uint8` returns the same image as uint8 [height, width] (ink = 255) for
-in-memory caches; `uint8_to_tensor` finishes the job, for one image or a stack of them.
+in-memory caches; `uint8_to_array` (numpy) or `uint8_to_tensor` (torch) finishes the job, for one
+image or a stack of them. Everything but the tensor functions runs on numpy and Pillow alone, so the
+ONNX inference path (runner.inference.onnx) imports this module without torch.
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from runner.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+
+Images = TypeVar("Images", np.ndarray, "torch.Tensor")  # a numpy array in, a numpy array out; a tensor, a tensor
 
 WHITE = 255
 # Below this background-to-ink distance an image is treated as nearly blank: stretching it fully
@@ -197,10 +204,17 @@ def preprocess_image_uint8(image: Image.Image, height: int = 32, width: int = 12
     return out
 
 
-def uint8_to_tensor(pixels: np.ndarray) -> torch.Tensor:
+def uint8_to_array(pixels: np.ndarray) -> np.ndarray:
     """uint8 [H, W] from `preprocess_image_uint8` → float32 [1, H, W] in [0, 1]; a stack [B, H, W]
     → [B, 1, H, W] in one conversion."""
-    return torch.from_numpy(pixels).to(torch.float32).div_(255.0).unsqueeze(-3)
+    return np.expand_dims(pixels.astype(np.float32) / np.float32(255.0), axis=-3)
+
+
+def uint8_to_tensor(pixels: np.ndarray) -> "torch.Tensor":
+    """`uint8_to_array` as a torch tensor."""
+    import torch
+
+    return torch.from_numpy(uint8_to_array(pixels))
 
 
 # Width granularity of a cropped batch: the encoder's width stride (four columns per time step).
@@ -209,29 +223,37 @@ CROP_MULTIPLE = 4
 MIN_CROP_WIDTH = 32
 
 
-def content_widths(images: torch.Tensor, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH
-                   ) -> torch.Tensor:
-    """For each image of `images` [N, ..., W]: its columns up to the last one holding ink, rounded
-    up to `multiple`, at least `min_width` and at most W (int64 [N])."""
-    count, width = images.shape[0], images.shape[-1]
-    ink = images.reshape(count, math.prod(images.shape[1:-1]), width).amax(dim=1) > 0  # [N, W]: columns with ink
-    used = torch.where(ink.any(dim=1), width - ink.flip(-1).to(torch.uint8).argmax(dim=1), 0)
-    return (-(-used // multiple) * multiple).clamp(min=min_width).clamp(max=width)
+def content_widths(images: Images, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH) -> Images:
+    """For each image of `images` [N, ..., W] (numpy or torch): its columns up to the last one holding ink,
+    rounded up to `multiple`, at least `min_width` and at most W (int64 [N], of the kind of `images`)."""
+    pixels = images if isinstance(images, np.ndarray) else images.detach().cpu().numpy()
+    count, width = pixels.shape[0], pixels.shape[-1]
+    ink = pixels.reshape(count, math.prod(pixels.shape[1:-1]), width).max(axis=1, initial=0) > 0  # [N, W]
+    used = np.where(ink.any(axis=1), width - ink[:, ::-1].argmax(axis=1), 0).astype(np.int64)
+    widths = np.minimum(np.maximum(-(-used // multiple) * multiple, min_width), width)
+    if isinstance(images, np.ndarray):
+        return widths
+    import torch
+
+    return torch.from_numpy(widths)
 
 
-def content_width(images: torch.Tensor, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH) -> int:
+def content_width(images: Images, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH) -> int:
     """Columns of `images` [..., W] up to the last one holding ink in any image, rounded up to
     `multiple`, at least `min_width` and at most W (`content_widths` of them as one image)."""
     return int(content_widths(images.reshape(1, -1, images.shape[-1]), multiple, min_width)[0])
 
 
-def crop_to_content(images: torch.Tensor, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH
-                    ) -> torch.Tensor:
-    """A batch [B, C, H, W] without the padding columns no image needs (see `content_width`)."""
+def crop_to_content(images: Images, multiple: int = CROP_MULTIPLE, min_width: int = MIN_CROP_WIDTH) -> Images:
+    """A batch [B, C, H, W] (numpy or torch) without the padding columns no image needs (see `content_width`)."""
     width = content_width(images, multiple, min_width)
-    return images if width == images.shape[-1] else images[..., :width].contiguous()
+    if width == images.shape[-1]:
+        return images
+    cropped = images[..., :width]
+    return np.ascontiguousarray(cropped) if isinstance(images, np.ndarray) else cropped.contiguous()
 
 
-def preprocess_image(image: Image.Image, height: int = 32, width: int = 128, text_crop: bool = False) -> torch.Tensor:
+def preprocess_image(image: Image.Image, height: int = 32, width: int = 128, text_crop: bool = False
+                     ) -> "torch.Tensor":
     """Any PIL image → float32 [1, height, width] model input (0 = background, 1 = ink)."""
     return uint8_to_tensor(preprocess_image_uint8(image, height, width, text_crop))

@@ -1,4 +1,8 @@
-"""The metadata that travels with an exported model: built from a checkpoint, written beside it, read back."""
+"""The metadata that travels with an exported model: built from a checkpoint, written beside it, read back.
+
+Reading needs no torch (the ONNX path imports this module); building it from a checkpoint and writing it import
+the training stack when called, as only an export does.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import torch
-from omegaconf import OmegaConf
-
 from runner import __version__
 from runner.charset import check_charset
 from runner.errors import CheckpointError
-from runner.stored import FORMAT_VERSION, NotPlainData, check_plain_data, upgrade
-from runner.training.checkpoint import check_stored_layout, git_commit, stored_model_options
+from runner.stored import (FORMAT_VERSION, NotPlainData, check_plain_data, check_stored_layout, check_unbuilt_model,
+                           upgrade)
 
 log = logging.getLogger("runner.inference")
 
@@ -27,6 +28,10 @@ def checkpoint_metadata(payload: dict[str, Any], source: str | Path) -> dict[str
     """What travels with an exported model (the sidecar JSON): enough to preprocess, decode and trace it.
 
     `payload` is a loaded checkpoint, already brought to the current format by load_checkpoint."""
+    from omegaconf import OmegaConf
+
+    from runner.training.checkpoint import git_commit
+
     model = payload["model"]
     training: dict[str, Any] = {}
     if payload.get("config_yaml"):
@@ -65,19 +70,14 @@ def sidecar_path(model_path: str | Path) -> Path:
 
 
 def read_export_metadata(path: Path) -> dict[str, Any]:
-    """The sidecar JSON of an exported model, else the copy embedded in the ONNX file. CheckpointError if neither."""
+    """The sidecar JSON of an exported model, else the copy embedded in the ONNX file (read with ONNX Runtime,
+    so the `onnx` package is not needed). CheckpointError if neither, or if it fails a check."""
     sidecar = sidecar_path(path)
     source = str(sidecar)
     if sidecar.is_file():
         text = sidecar.read_text(encoding="utf-8")
     else:
-        import onnx
-
-        try:
-            props = {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
-        except Exception as error:
-            raise CheckpointError(f"{path} is not a readable ONNX file ({str(error).splitlines()[0]}); "
-                                  f"re-export it with `python -m runner.export`.") from error
+        props = _embedded_metadata(path, sidecar)
         if METADATA_KEY not in props:
             raise CheckpointError(f"{path} has no {sidecar.name} beside it and no '{METADATA_KEY}' metadata inside, so "
                                   f"its preprocessing and decoding are unknown; export it with `python -m runner.export` "
@@ -92,10 +92,7 @@ def read_export_metadata(path: Path) -> dict[str, Any]:
     upgrade(metadata, source, unversioned=1)  # sidecars before versioning had the v1 layout
     check_charset(metadata.get("charset"), source)
     check_stored_layout(metadata, source)
-    stored_length = stored_model_options(metadata["model"], source)[1]["max_length"]
-    if type(metadata.get("max_length")) is not int or metadata["max_length"] != stored_length:
-        raise CheckpointError(f"{source}: max_length is {metadata.get('max_length')!r} but model.config says "
-                              f"{stored_length!r}; the file was edited or is damaged. Re-export the model.")
+    check_unbuilt_model(metadata, source)  # no model is built from an export: its graph is what runs
     try:
         check_plain_data(metadata.get("training") or {}, "training")
     except NotPlainData as error:
@@ -103,8 +100,23 @@ def read_export_metadata(path: Path) -> dict[str, Any]:
     return metadata
 
 
+def _embedded_metadata(path: Path, sidecar: Path) -> dict[str, str]:
+    """The metadata_props of an ONNX file, as ONNX Runtime reads them."""
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise CheckpointError(f"{path} has no {sidecar.name} beside it and no '{METADATA_KEY}' metadata inside that "
+                              f"ONNX Runtime can read ({str(error).splitlines()[0]}); it is not a valid ONNX model. "
+                              f"Export one with `python -m runner.export` (which writes both).") from error
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
 def write_sidecar(path: Path, model_file: str, metadata: dict[str, Any], format: str) -> Path:
     """The JSON beside an exported model (`model_file`, its name in the same folder)."""
+    import torch
+
     content = {**metadata, "export": {"format": format, "file": model_file,
                                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                       "torch_version": str(torch.__version__)}}

@@ -19,8 +19,9 @@ from runner.models.attention import AttentionOCR
 from runner.models.config import AttentionModelConfig, CTCModelConfig
 from runner.models.ctc import CRNN
 from runner.models.encoder import OCRModel
-from runner.stored import NotPlainData, check_plain_data
+from runner.stored import NotPlainData, plain_model_options
 
+# keyed like runner.stored.MODEL_HEADS, which checks a stored name without importing torch
 MODEL_CLASSES: dict[str, tuple[type[OCRModel], type]] = {
     "runner.models.attention.AttentionOCR": (AttentionOCR, AttentionModelConfig),
     "runner.models.ctc.CRNN": (CRNN, CTCModelConfig),
@@ -32,15 +33,8 @@ def checked_model_options(config: dict[str, Any] | DictConfig, where: str = "mod
     """(model class, constructor options) of `config`; ConfigError naming `where` unless every check passes."""
     if isinstance(config, DictConfig):  # a composed run config: resolve its ${data.*} first
         config = OmegaConf.to_container(config, resolve=True)
-    if not isinstance(config, dict):
-        raise ConfigError(f"{where} must be a mapping of model options, got a {type(config).__name__}.")
-    options = dict(config)
-    name = options.pop("_target_", None)
-    if not isinstance(name, str) or name not in MODEL_CLASSES:
-        raise ConfigError(f"{where}._target_ is {name!r}, which is not a model class of this project (known: "
-                          f"{', '.join(MODEL_CLASSES)}); a model is only built from that list.")
     try:
-        check_plain_data(options, where)
+        name, options = plain_model_options(config, where)
     except NotPlainData as error:
         raise ConfigError(f"{error}.") from error
     model_class, schema = MODEL_CLASSES[name]

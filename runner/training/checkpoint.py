@@ -22,7 +22,7 @@ from runner import __version__
 from runner.charset import charset_signature, check_charset
 from runner.errors import CheckpointError
 from runner.outputs import atomic_path
-from runner.stored import FORMAT_VERSION, upgrade
+from runner.stored import FORMAT_VERSION, check_stored_layout, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -163,31 +163,6 @@ def _is_torchscript_archive(path: Path) -> bool:
             return any("/code/" in name or name.endswith("/constants.pkl") for name in archive.namelist())
     except (zipfile.BadZipFile, OSError):
         return False
-
-
-def check_stored_layout(stored: dict, source: str) -> None:
-    """The entries every reader of a checkpoint or export sidecar uses: `model` {name, head, config} and
-    `preprocess` {height, width, bucketing, text_crop}, with the types and ranges a model can have (after
-    runner.stored.upgrade has brought an older file to the current layout)."""
-    model, preprocess = stored.get("model"), stored.get("preprocess")
-    problems = []
-    if not (isinstance(model, dict) and isinstance(model.get("name"), str) and isinstance(model.get("config"), dict)
-            and model.get("head") in ("attention", "ctc")):
-        problems.append("`model` must hold a name, a head (attention or ctc) and a config mapping")
-    if not isinstance(preprocess, dict):
-        problems.append("`preprocess` must be a mapping")
-    else:
-        height, width = preprocess.get("height"), preprocess.get("width")
-        if not (type(height) is int and 16 <= height <= 256):
-            problems.append(f"preprocess.height must be an integer in 16..256, got {height!r}")
-        if not (type(width) is int and 32 <= width <= 4096):
-            problems.append(f"preprocess.width must be an integer in 32..4096, got {width!r}")
-        for key in ("bucketing", "text_crop"):
-            if type(preprocess.get(key)) is not bool:
-                problems.append(f"preprocess.{key} must be true or false, got {preprocess.get(key)!r}")
-    if problems:
-        raise CheckpointError(f"{source}: {'; '.join(problems)}. The file was edited or is damaged; use a model "
-                              f"written by khmer-digits-ocr that nobody edited.")
 
 
 def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn.Module:

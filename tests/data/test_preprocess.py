@@ -8,7 +8,7 @@ from PIL import Image, ImageOps
 from runner.data.config import AugmentConfig, augment_preset
 from runner.data.fonts import discover_fonts
 from runner.data.preprocess import (content_width, content_widths, crop_to_content, load_image, preprocess_image,
-                                    preprocess_image_uint8)
+                                    preprocess_image_uint8, uint8_to_array, uint8_to_tensor)
 from runner.data.render import render_sample, sample_key
 from runner.errors import DataError
 
@@ -168,3 +168,14 @@ def test_content_widths_measure_each_image_by_the_rule_of_the_batch_width():
     assert content_width(images) == 128 and content_width(images[:3]) == 64 == content_widths(images[1:2])[0]
     pixels = (images[:, 0] * 255).to(torch.uint8)  # the uint8 [N, H, W] of a dataset's memory cache
     assert torch.equal(content_widths(pixels, multiple=1, min_width=1), content_widths(images, multiple=1, min_width=1))
+
+
+def test_the_width_rule_and_the_model_input_are_the_same_on_numpy_arrays():
+    images = ink_batch(10, 45, 0, 128, 3)
+    array = images.numpy()
+    assert isinstance(content_widths(array), np.ndarray)
+    assert content_widths(array).tolist() == content_widths(images).tolist() == [32, 48, 32, 128, 32]
+    assert np.array_equal(crop_to_content(array[:2]), crop_to_content(images[:2]).numpy())
+    pixels = (array[:, 0] * 255).astype(np.uint8)
+    assert torch.equal(uint8_to_tensor(pixels), torch.from_numpy(uint8_to_array(pixels)))
+    assert torch.equal(uint8_to_tensor(pixels[0]), torch.from_numpy(pixels[0]).float().div(255).unsqueeze(0))

@@ -1,36 +1,20 @@
-"""Models and image files shared by the tests of runner/inference/."""
+"""Models and image files shared by the tests of runner/inference/ (checkpoint, predictor and onnx_model are in
+tests/conftest.py: runner/reader.py's tests use them too)."""
 
 from pathlib import Path
 
 import pytest
 from PIL import Image, ImageOps
 
-from runner.inference.export import export_onnx
 from runner.inference.predictors import TorchPredictor, load_predictor
 
 from .helpers import digits_image, save_checkpoint
 
 
 @pytest.fixture(scope="package")
-def checkpoint(tmp_path_factory) -> Path:
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "checkpoints" / "best.pt")
-
-
-@pytest.fixture(scope="package")
-def predictor(checkpoint) -> TorchPredictor:
-    return load_predictor(checkpoint)
-
-
-@pytest.fixture(scope="package")
 def cropping_predictor(tmp_path_factory) -> TorchPredictor:
     """A CTC model trained with width bucketing: it reads every batch cropped to its widest image."""
     return load_predictor(save_checkpoint(tmp_path_factory.mktemp("crop") / "best.pt", "ctc_small", seed=2, bucketing=True))
-
-
-@pytest.fixture(scope="package")
-def onnx_model(predictor, tmp_path_factory) -> Path:
-    # the default (dynamo) exporter on the attention model: its greedy loop is the hard case
-    return export_onnx(predictor, tmp_path_factory.mktemp("onnx") / "model.onnx")
 
 
 @pytest.fixture(scope="package")

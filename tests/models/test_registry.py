@@ -20,3 +20,10 @@ def test_a_config_is_checked_against_the_registry_before_anything_is_built(confi
     with pytest.raises(ConfigError) as refused:
         model_from_config(config)
     assert problem in str(refused.value)
+
+
+def test_the_registry_and_the_torch_free_list_of_stored_model_names_agree():
+    from runner.models.registry import MODEL_CLASSES
+    from runner.stored import MODEL_HEADS
+
+    assert {name: model_class.head for name, (model_class, _) in MODEL_CLASSES.items()} == MODEL_HEADS
