@@ -115,11 +115,9 @@ def _export(checkpoint: Path, output: Path) -> None:
     export(compose_config("export", [f"checkpoint={checkpoint}", f"output={output}", "overwrite=true"]))
 
 
-def evaluate_shipped(model: Path, data: Any, seed: int, tesseract_images: int) -> list[dict[str, Any]]:
-    from runner.inference.predictors import load_predictor
+def evaluate_shipped(predictor: Any, data: Any, seed: int, tesseract_images: int) -> list[dict[str, Any]]:
     from runner.tesseract import tesseract_command, tesseract_read
 
-    predictor = load_predictor(model)
     command = tesseract_command()
     rows = []
     for split, (_, samples) in _split_readings(predictor, data, seed, SPLITS).items():
@@ -234,7 +232,7 @@ def release(run_dir: Optional[Path], overrides: Sequence[str], out_dir: Path, te
         predictor = load_predictor(model)
         register_inference_configs()
         data, _ = evaluation_data_config(compose_config("evaluate", [f"checkpoint={model}"]).data, predictor, [])
-        rows = evaluate_shipped(model, data, evaluation_seed(predictor, data), tesseract_images)
+        rows = evaluate_shipped(predictor, data, evaluation_seed(predictor, data), tesseract_images)
         check = check_figures(model, Path(folder))
     card = model_card(run_dir, model, calibration, rows, check, families, payload["config_yaml"],
                       payload["git_commit"])

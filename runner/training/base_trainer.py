@@ -129,7 +129,7 @@ class BaseTrainer(ABC):
     @abstractmethod
     def _validate_epoch(self, loader: DataLoader, split: str, *, collect_examples: bool = False) -> dict[str, float]:
         """Run `loader` without gradients; return `{split}/loss`, `{split}/seq_accuracy`, ...
-        `collect_examples`: keep this pass's samples for `_final_reports`."""
+        `collect_examples`: keep this pass's samples, by split, for `_final_reports`."""
 
     @abstractmethod
     def _count_correct(self, logits: torch.Tensor, batch: dict) -> float:
@@ -442,8 +442,8 @@ class BaseTrainer(ABC):
         self.final_evaluation = True
         extra: dict[str, dict[str, float]] = {}
         for split, loader in self.extra_val_loaders.items():
-            extra[split] = self._validate_epoch(loader, split)
-        # the validation split last; its samples are kept for the end-of-run reports
+            extra[split] = self._validate_epoch(loader, split, collect_examples=True)
+        # the validation split last; every split's samples are kept for the end-of-run reports
         final = self._validate_epoch(self._val_loader(), "val", collect_examples=True)
         best_epoch = self.early_stopping.best_epoch
         best_row = next((row for row in self.history if row["epoch"] == best_epoch), self.history[-1] if self.history else {})

@@ -70,8 +70,7 @@ class ExamplePicker:
 class OCRTrainer(BaseTrainer):
     """Trains any model of the shared interface (attention or CTC head) on Khmer digit batches."""
 
-    _final_samples: Optional[ScoredSamples] = None  # the final validation pass's, for the reports
-    _final_split_samples: Optional[dict[str, ScoredSamples]] = None  # every split's final pass, for the calibration
+    _final_samples: Optional[dict[str, ScoredSamples]] = None  # every split's final pass: reports and calibration
 
     # ------------------------------------------------------------------ seed API: validation and reports run on it
     def _decode_predictions(self, predictions: torch.Tensor, *,
@@ -149,10 +148,8 @@ class OCRTrainer(BaseTrainer):
             confusion = self._generate_confusion_matrix(samples.predictions, samples.targets)
             tensorboard.log_validation_figures(self.writer, self.global_step, confusion, len(samples.predictions),
                                                shown.picked())
-        if self.final_evaluation:
-            self._final_split_samples = {**(self._final_split_samples or {}), split: samples}
         if collect_examples:
-            self._final_samples = samples
+            self._final_samples = {**(self._final_samples or {}), split: samples}
         self.model.train()
         return results
 
@@ -161,7 +158,7 @@ class OCRTrainer(BaseTrainer):
         from runner.training.plots import write_error_report
 
         out = Path(self.output_dir)
-        samples = self._final_samples or ScoredSamples()
+        samples = (self._final_samples or {}).get("val", ScoredSamples())
         predictions, targets = samples.predictions, samples.targets
         plot_confusion_matrix(self._generate_confusion_matrix(predictions, targets), out / "confusion_matrix.png",
                               sequences=len(predictions))
@@ -178,7 +175,7 @@ class OCRTrainer(BaseTrainer):
     def _calibrate(self) -> dict[str, Any]:
         """Fit the confidence calibration on every validation split's final pass (clean and degraded, seen and
         unseen fonts) and store it in the best and last checkpoints, which predict and export read."""
-        splits = self._final_split_samples or {}
+        splits = self._final_samples or {}
         pooled = ScoredSamples.joined(list(splits.values()))
         calibration = fit_calibration(pooled.confidences, pooled.correct(), fitted_on=" + ".join(splits) or "nothing")
         for path in (self.checkpoints.best_path, self.checkpoints.last_path):
