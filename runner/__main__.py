@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import sys
 
 import hydra

@@ -11,6 +11,10 @@ know). `python -m runner.device` prints the report `.ci/run` and `make bench` st
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner.device")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import functools
 import logging
 import os

@@ -12,6 +12,10 @@ model was trained with, i.e. the same cached generated dataset (see conf/evaluat
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner.evaluate")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import logging
 from pathlib import Path
 from typing import Any, Sequence

@@ -8,6 +8,10 @@ images: decoded texts must equal the checkpoint's and logits must agree within `
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner.export")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import logging
 from pathlib import Path
 

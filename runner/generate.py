@@ -8,6 +8,10 @@ With data.dir=null (the default) it fills the training cache under data.cache_di
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner.generate")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import logging
 
 import hydra

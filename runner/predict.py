@@ -11,6 +11,10 @@ every other row.
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner.predict")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import contextlib
 import logging
 import sys

@@ -13,6 +13,10 @@ the commits, the config, the fonts, these figures, and what the model cannot rea
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner.release")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import argparse
 import json
 import logging

@@ -8,6 +8,10 @@ or never finished is a row with its status and error, never a missing row.
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner.summarize")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import argparse
 import csv
 import json

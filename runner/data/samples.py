@@ -8,6 +8,10 @@ Each cell shows the rendered image, below it the model input `preprocess_image` 
 
 from __future__ import annotations
 
+from runner.extras import require_train_extra
+
+require_train_extra("python -m runner.data.samples")  # before hydra and torch: a base install gets the pip command, not a traceback
+
 import argparse
 from pathlib import Path
 from typing import Sequence
