@@ -179,14 +179,15 @@ def test_cache_dir_defaults_to_the_env_variable_relative_to_the_start_directory(
     assert metadata.parent.parent == tmp_path / "my_cache"
 
 
-@pytest.mark.parametrize("preset", [None, "none"])
-def test_sample_grid_shows_the_training_mix_or_one_preset(tmp_path, preset):
+@pytest.mark.parametrize("preset, overrides", [(None, []), ("none", []),
+                                               (None, ["data.formats={digits:0,date:1}", "data.max_length=10"])])
+def test_sample_grid_shows_the_training_mix_or_one_preset(tmp_path, preset, overrides):
     from PIL import Image
 
     from runner.data.samples import main as samples_main
 
     out = tmp_path / "grid.png"
-    samples_main(["--count", "4", "--out", str(out), *(["--preset", preset] if preset else [])])
+    samples_main(["--count", "4", "--out", str(out), *(["--preset", preset] if preset else []), *overrides])
     with Image.open(out) as grid:
         assert grid.mode == "RGB" and grid.width > grid.height > 0
 
