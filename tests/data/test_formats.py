@@ -139,6 +139,7 @@ def test_the_numbers_experiment_holds_a_valid_realistic_mix():
     cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), experiment.data))
     cfg.validate()
     assert cfg.max_length == 20 and 0 < cfg.ascii_digits < 0.5
+    assert cfg.image_width // 4 >= 2 * cfg.max_length + 1, "room for CTC's blanks (runner/models/ctc.py)"
     shares = mix_shares(cfg.formats)
     assert set(shares) == set(NumberFormat) and abs(sum(shares.values()) - 1) < 1e-9
     assert "- override /charset: numbers" in (CONF_DIR / "experiment" / "numbers.yaml").read_text(encoding="utf-8")
