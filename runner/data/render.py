@@ -116,10 +116,10 @@ def draw_text_mask(text: str, font: FontSpec, size: int, letter_spacing: float =
     draw = ImageDraw.Draw(mask)
     x = float(margin)
     for char, advance, char_face in zip(text, advances, faces):
-        if char_face is face and not char.isspace():
-            draw.text((x, margin), char, font=face, fill=255)
-        elif not char.isspace():
-            draw.text((x, margin + ascent), char, font=char_face, fill=255, anchor="ls")
+        if not char.isspace():  # a space is advance only
+            # the fallback face has other metrics: it goes by the font's baseline, not its ascender line
+            y, anchor = (margin, "la") if char_face is face else (margin + ascent, "ls")
+            draw.text((x, y), char, font=char_face, fill=255, anchor=anchor)
         x += advance + spacing
     return mask.crop(mask.getbbox() or (0, 0, 1, 1))
 
