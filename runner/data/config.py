@@ -13,6 +13,7 @@ from typing import Any, Dict, List, Optional, Union
 
 from omegaconf import DictConfig, OmegaConf
 
+from runner.data.formats import DEFAULT_MIX, check_mix
 from runner.errors import ConfigError, require
 from runner.models.config import MAX_LABEL_LENGTH
 from runner.schema import CONF_DIR, help_field
@@ -131,6 +132,15 @@ class DataConfig:
                                "(0 disables them).", 1000)
     min_length: int = help_field("Fewest digits in a rendered label.", 1)
     max_length: int = help_field("Most digits in a label; targets are padded to max_length + 2.", 8)
+    formats: Dict[str, float] = help_field(
+        "Which kinds of number the generator writes, {format: weight}: digits (bare digit runs of "
+        "min_length..max_length), price (១២,៥០០៛, $១២.៥០), decimal, date (dd/mm/yyyy), time (hh:mm), phone "
+        "(០១២ ៣៤៥ ៦៧៨), percent and id (runner/data/formats.py). Set weights one by one "
+        "(data.formats.price=0.2) or together (data.formats={digits:0,price:1} draws prices only); a weight "
+        "left out keeps its value. Formats other than digits need the charset that "
+        "holds their signs (charset=numbers).", factory=lambda: dict(DEFAULT_MIX))
+    ascii_digits: float = help_field("Share of generated texts written with ASCII digits 0-9 instead of Khmer ones "
+                                     "(a tenth of those mix both scripts), as Cambodian documents do.", 0.0)
     image_height: int = help_field("Model input height in px.", 32)
     image_width: int = help_field("Model input width in px (text is padded, or shrunk to fit); with bucketing the "
                                   "widest batch, most batches are narrower.", 128)
@@ -186,6 +196,9 @@ class DataConfig:
                f"must lie in data.image_height ({self.image_height})..4096", self.image_width)
         require(0.0 <= self.train_hard_fraction <= 1.0, f"{prefix}.train_hard_fraction",
                 "must be a share in [0, 1]", self.train_hard_fraction)
+        check_mix(self.formats, self.max_length, f"{prefix}.formats")
+        require(0.0 <= self.ascii_digits <= 1.0, f"{prefix}.ascii_digits", "must be a share in [0, 1]",
+                self.ascii_digits)
         require(0.0 <= self.val_fraction < 1.0, f"{prefix}.val_fraction", "must lie in [0, 1)", self.val_fraction)
         require(self.generate_workers is None or self.generate_workers > 0, f"{prefix}.generate_workers",
                "must be > 0 or null", self.generate_workers)

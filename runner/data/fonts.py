@@ -1,5 +1,9 @@
 """Find the Khmer fonts that can draw all ten digits, and load them for rendering.
 
+A usable font needs the ten Khmer digits only: a character it lacks (Debian's Noto Sans/Serif Khmer
+have no "$%+" nor ASCII digits) is drawn with `fallback_font`, the pip Noto Sans Khmer, which has
+every character the number formats write (runner/data/formats.py).
+
 Sources, in order: the Noto Sans Khmer variable font shipped by the `fontpkg-noto-sans-khmer` wheel
 (so a bare `pip install` can render), every font in the system font folders that covers Khmer,
 and an optional user folder. A font is usable when its cmap maps U+17E0..U+17E9; a Khmer font
@@ -76,6 +80,36 @@ def package_font_path() -> Optional[Path]:
         return None
     files = sorted(Path(fontpkg_noto_sans_khmer.ROOT, "files").glob("NotoSansKhmer*.ttf"))
     return files[0] if files else None
+
+
+@functools.lru_cache(maxsize=1)
+def fallback_font() -> Optional[FontSpec]:
+    """The face that draws what a font lacks: the pip Noto Sans Khmer, or None if it is not installed."""
+    path = package_font_path()
+    faces = inspect_font(path, "package", True) if path is not None else []
+    return faces[0] if faces else None
+
+
+@functools.lru_cache(maxsize=256)
+def face_coverage(path: str, index: int) -> tuple[frozenset[int], int]:
+    """(the code points the face has glyphs for, its OS/2 weight class: 400 regular, 700 bold)."""
+    face = TTFont(path, fontNumber=index, lazy=True)
+    with face:
+        weight = face["OS/2"].usWeightClass if "OS/2" in face else 400
+        return frozenset(face.getBestCmap() or {}), int(weight)
+
+
+def fallback_chars(font: FontSpec, text: str) -> str:
+    """The characters of `text` drawn with `fallback_font` because `font` lacks them (and it has them)."""
+    fallback = fallback_font()
+    if fallback is None or fallback == font:
+        return ""
+    own, _ = face_coverage(font.path, font.index)
+    missing = {char for char in text if ord(char) not in own}
+    if not missing:
+        return ""
+    theirs, _ = face_coverage(fallback.path, fallback.index)
+    return "".join(sorted(char for char in missing if ord(char) in theirs))
 
 
 def _font_files(folder: Path) -> list[Path]:

@@ -34,6 +34,7 @@ import yaml
 from runner.data.augment import degradation_kinds
 from runner.data.config import AugmentConfig, DataConfig, as_data_config
 from runner.data.fonts import FontSpec, discover_fonts, families, split_held_out
+from runner.data.formats import DEFAULT_MIX, NumberFormat, mix_shares
 from runner.data import pixel_store
 from runner.data.preprocess import preprocess_image_uint8
 from runner.data.render import render_sample, sample_key
@@ -160,10 +161,10 @@ def resolve_path(path: str | Path) -> Path:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(plans: list[SplitPlan], seed: int, out_dir: str, min_length: int, max_length: int,
+def _init_worker(plans: list[SplitPlan], seed: int, out_dir: str, text: tuple[int, int, dict[str, float], float],
                  preprocess: tuple[int, int, bool]) -> None:
-    _WORKER.update(plans={plan.name: plan for plan in plans}, seed=seed, out_dir=Path(out_dir),
-                   min_length=min_length, max_length=max_length, preprocess=preprocess,
+    _WORKER.update(plans={plan.name: plan for plan in plans}, seed=seed, out_dir=Path(out_dir), text=text,
+                   preprocess=preprocess,
                    pixels={plan.name: pixel_store.open_for_writing(pixel_store.pixels_path(Path(out_dir), plan.name,
                                                                                           *preprocess))
                            for plan in plans})
@@ -178,7 +179,7 @@ def _render_one(task: tuple[str, int]) -> dict[str, Any]:
     split, index = task
     plan = _WORKER["plans"][split]
     image, spec = render_sample(sample_key(_WORKER["seed"], split, index), plan.fonts, plan.augment_for(index),
-                                _WORKER["min_length"], _WORKER["max_length"])
+                                *_WORKER["text"])
     relative = image_name(split, index)
     # Stored as grayscale: the model sees grayscale anyway (preprocess_image) and noisy RGB PNGs are
     # much larger. Pillow writes no timestamps, so equal pixels give equal bytes.
@@ -193,16 +194,20 @@ def _render_one(task: tuple[str, int]) -> dict[str, Any]:
 
 
 def record_groups(record: Any) -> dict[str, list[str]]:
-    """{"font": [family], "degradation": [kinds, or "none"]} of one sample record of metadata.yaml (data,
-    read as such: a missing or odd field just leaves its group empty)."""
+    """{"font": [family], "degradation": [kinds, or "none"], "format": [number format]} of one sample record
+    of metadata.yaml (data, read as such: a missing or odd field just leaves its group empty). A generated
+    record without "format" is a digits one (RenderSpec.record leaves it out)."""
     if not isinstance(record, dict):
-        return {"font": [], "degradation": []}
+        return {"font": [], "degradation": [], "format": []}
     font = record.get("font")
+    generated = isinstance(record.get("augment"), dict)
     kinds = degradation_kinds(record.get("augment"))
     if record.get("hard") is True:
         kinds.append("heavy augment")
+    text_format = record.get("format", NumberFormat.digits.value if generated else None)
     return {"font": [font] if isinstance(font, str) and font else [],
-            "degradation": kinds or (["none"] if isinstance(record.get("augment"), dict) else [])}
+            "degradation": kinds or (["none"] if generated else []),
+            "format": [text_format] if isinstance(text_format, str) and text_format else []}
 
 
 def groups_by_path(dataset: Any) -> dict[str, dict[str, list[str]]]:
@@ -232,7 +237,7 @@ def generate_dataset(cfg: DataConfig, seed: int, out_dir: str | Path, workers: O
     for plan in plans:
         pixel_store.create(pixel_store.pixels_path(out_dir, plan.name, *preprocess),
                            [image_name(plan.name, index) for index in range(plan.size)], *preprocess)
-    init_args = (plans, seed, str(out_dir), cfg.min_length, cfg.max_length, preprocess)
+    init_args = (plans, seed, str(out_dir), text_settings(cfg), preprocess)
 
     started = time.perf_counter()
     records: list[dict[str, Any]] = []
@@ -279,12 +284,22 @@ def write_metadata(path: Path, info: dict[str, Any], splits: dict[str, list[dict
                 handle.write(f"- {json.dumps(record, ensure_ascii=False)}\n")
 
 
+def text_settings(cfg: DataConfig) -> tuple[int, int, dict[str, float], float]:
+    """(min_length, max_length, formats, ascii_digits): render_sample's text arguments."""
+    return cfg.min_length, cfg.max_length, dict(cfg.formats), cfg.ascii_digits
+
+
 def generator_settings(cfg: DataConfig) -> dict[str, Any]:
-    """The settings that decide a generated dataset's contents (and its cache key)."""
-    return {"train_size": cfg.train_size, "val_size": cfg.val_size, "hard_val_size": cfg.hard_val_size,
-            "min_length": cfg.min_length, "max_length": cfg.max_length,
-            "held_out_fonts": list(cfg.held_out_fonts), "augment": dataclasses.asdict(cfg.augment),
-            "hard_augment": dataclasses.asdict(cfg.hard_augment), "train_hard_fraction": cfg.train_hard_fraction}
+    """The settings that decide a generated dataset's contents (and its cache key). The text mix is named only
+    when it is not the digits-only default, so datasets made before formats existed keep their key."""
+    settings = {"train_size": cfg.train_size, "val_size": cfg.val_size, "hard_val_size": cfg.hard_val_size,
+                "min_length": cfg.min_length, "max_length": cfg.max_length,
+                "held_out_fonts": list(cfg.held_out_fonts), "augment": dataclasses.asdict(cfg.augment),
+                "hard_augment": dataclasses.asdict(cfg.hard_augment), "train_hard_fraction": cfg.train_hard_fraction}
+    formats = mix_shares(cfg.formats)
+    if formats != mix_shares(DEFAULT_MIX) or cfg.ascii_digits:
+        settings.update(formats=formats, ascii_digits=cfg.ascii_digits)
+    return settings
 
 
 def dataset_info(cfg: DataConfig, seed: int, plans: Sequence[SplitPlan], fonts: Sequence[FontSpec]) -> dict:

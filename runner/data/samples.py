@@ -1,9 +1,12 @@
 """`python -m runner.data.samples`: a grid of rendered samples to eyeball (outputs/samples.png).
 
 Each cell shows the rendered image, below it the model input `preprocess_image` makes of it
-(drawn dark-on-light, 2x), and the label in Khmer and Arabic digits with the font family.
+(drawn dark-on-light, 2x), and the label in Khmer and Arabic digits with its format and font family.
+Overrides compose the training config as `python -m runner` would, so the grid shows what a run draws:
 
     python -m runner.data.samples --preset heavy --count 48 --seed 3 --out outputs/heavy.png
+    python -m runner.data.samples experiment=numbers
+    python -m runner.data.samples data.formats={digits:0,price:1,date:1} data.max_length=12
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from runner.extras import require_train_extra
 require_train_extra("python -m runner.data.samples")  # before hydra and torch: a base install gets the pip command, not a traceback
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
 from runner.charset import DIGITS
-from runner.data.config import DataConfig, augment_preset
+from runner.config import compose_config
+from runner.data.config import DataConfig, as_data_config, augment_preset
 from runner.data.fonts import FontSpec, load_font, package_font_path
-from runner.data.generate import data_fonts, plan_splits
+from runner.data.generate import data_fonts, plan_splits, text_settings
 from runner.data.preprocess import preprocess_image_uint8
 from runner.data.render import render_sample, sample_key
 from runner.cli import entry_point
@@ -46,8 +51,8 @@ def sample_grid(cfg: DataConfig, seed: int, count: int = 40, columns: int = 4, s
     draw = ImageDraw.Draw(grid)
     font = label_font(plan.fonts)
     for index in range(count):
-        image, spec = render_sample(sample_key(seed, split, index), plan.fonts, plan.augment_for(index), cfg.min_length,
-                                    cfg.max_length)
+        image, spec = render_sample(sample_key(seed, split, index), plan.fonts, plan.augment_for(index),
+                                    *text_settings(cfg))
         x, y = (index % columns) * CELL_WIDTH, (index // columns) * cell_height
         draw.rectangle((x + 2, y + 2, x + CELL_WIDTH - 3, y + cell_height - 3), fill=(250, 250, 250))
         shown = image.copy()
@@ -72,9 +77,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
     parser.add_argument("--count", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--out", default="outputs/samples.png")
+    parser.add_argument("overrides", nargs="*", help="overrides of the training config, as for `python -m runner` "
+                                                     "(experiment=numbers, data.formats={digits:0,price:1})")
     args = parser.parse_args(argv)
-    cfg = DataConfig() if args.preset is None else DataConfig(augment=augment_preset(args.preset),
-                                                              train_hard_fraction=0.0)
+    cfg = as_data_config(compose_config("train", args.overrides).data)
+    if args.preset is not None:
+        cfg = dataclasses.replace(cfg, augment=augment_preset(args.preset), train_hard_fraction=0.0)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     sample_grid(cfg, args.seed, args.count, split=args.split).save(out)

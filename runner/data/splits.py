@@ -73,7 +73,8 @@ def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Datas
                                                   cfg.min_length, cfg.max_length, cfg.image_height,
                                                   cfg.image_width, vary_by_epoch=plan.name == "train",
                                                   hard_augment=plan.hard_augment, hard_fraction=plan.hard_fraction,
-                                                  text_crop=cfg.text_crop)
+                                                  text_crop=cfg.text_crop, formats=cfg.formats,
+                                                  ascii_digits=cfg.ascii_digits)
         return datasets
     return generated_datasets(generated_metadata(cfg, seed, rank), None, cfg.image_height, cfg.image_width,
                               cfg.max_length, cfg.cache_in_memory, cfg.text_crop, run_cache=not cfg.dir)

@@ -179,14 +179,15 @@ def test_cache_dir_defaults_to_the_env_variable_relative_to_the_start_directory(
     assert metadata.parent.parent == tmp_path / "my_cache"
 
 
-@pytest.mark.parametrize("preset", [None, "none"])
-def test_sample_grid_shows_the_training_mix_or_one_preset(tmp_path, preset):
+@pytest.mark.parametrize("preset, overrides", [(None, []), ("none", []),
+                                               (None, ["data.formats={digits:0,date:1}", "data.max_length=10"])])
+def test_sample_grid_shows_the_training_mix_or_one_preset(tmp_path, preset, overrides):
     from PIL import Image
 
     from runner.data.samples import main as samples_main
 
     out = tmp_path / "grid.png"
-    samples_main(["--count", "4", "--out", str(out), *(["--preset", preset] if preset else [])])
+    samples_main(["--count", "4", "--out", str(out), *(["--preset", preset] if preset else []), *overrides])
     with Image.open(out) as grid:
         assert grid.mode == "RGB" and grid.width > grid.height > 0
 
@@ -223,6 +224,34 @@ def test_record_groups_name_the_font_and_every_degradation_a_record_shows():
 
     record = {"font": "Khmer OS", "augment": {"padding": [0.1] * 4, "background": "paper", "blur_radius": 0.4,
                                               "ink_colour": [9, 9, 9]}, "hard": True}
-    assert record_groups(record) == {"font": ["Khmer OS"], "degradation": ["blur", "paper background", "heavy augment"]}
+    assert record_groups(record) == {"font": ["Khmer OS"], "degradation": ["blur", "paper background", "heavy augment"],
+                                     "format": ["digits"]}  # a generated record without format is a digits one
     assert record_groups({"font": "Khmer OS", "augment": {"background": "solid"}})["degradation"] == ["none"]
-    assert record_groups("not a record") == {"font": [], "degradation": []}  # metadata is data: odd entries are skipped
+    assert record_groups({"font": "Khmer OS", "augment": {}, "format": "price"})["format"] == ["price"]
+    assert record_groups({"label": "១២"})["format"] == []
+    assert record_groups("not a record") == {"font": [], "degradation": [], "format": []}  # odd entries are skipped
+
+
+def test_the_default_mix_keeps_the_cache_key_and_another_mix_changes_it():
+    fonts = data_fonts(DataConfig())
+    default = generate_module.dataset_cache_key(DataConfig(), 1, fonts)
+    assert "formats" not in generate_module.generator_settings(DataConfig()), "datasets made before formats keep their key"
+    assert "ascii_digits" not in generate_module.generator_settings(DataConfig())
+    same = DataConfig(formats={"digits": 2.0, "price": 0.0})
+    assert generate_module.dataset_cache_key(same, 1, fonts) == default
+    for other in (DataConfig(formats={"digits": 1.0, "price": 1.0}), DataConfig(ascii_digits=0.1)):
+        assert generate_module.dataset_cache_key(other, 1, fonts) != default
+
+
+def test_a_dataset_of_number_formats_records_each_sample_s_format(tmp_path):
+    cfg = DataConfig(train_size=16, val_size=4, hard_val_size=0, max_length=16, use_system_fonts=False,
+                     formats={"digits": 1.0, "date": 1.0, "phone": 1.0}, ascii_digits=0.25)
+    metadata = read_metadata(write_dataset(cfg, 2, tmp_path / "numbers", workers=1, progress=False))
+    assert metadata["dataset_info"]["settings"]["formats"] == {"digits": 1 / 3, "date": 1 / 3, "phone": 1 / 3}
+    assert metadata["dataset_info"]["settings"]["ascii_digits"] == 0.25
+    records = metadata["train"] + metadata["val"]
+    formats = [generate_module.record_groups(record)["format"][0] for record in records]
+    assert set(formats) == {"digits", "date", "phone"}
+    for record, text_format in zip(records, formats):
+        assert ("/" in record["label"] or "-" in record["label"]) == (text_format == "date")
+        assert len(record["label"]) <= 16

@@ -28,3 +28,11 @@ def test_a_fixed_split_ignores_the_epoch_and_an_empty_one_is_refused():
     assert torch.equal(fixed[(0, 1)]["image"], fixed[(5, 1)]["image"]) and fixed[(5, 1)]["path"] == ""
     with pytest.raises(DataError, match="split 'val' has size 0"):
         OnTheFlyDataset(FONTS, augment_preset("light"), size=0, seed=1, split="val")
+
+
+def test_onthefly_texts_follow_the_formats_mix():
+    dataset = OnTheFlyDataset(FONTS, augment_preset("none"), size=8, seed=1, max_length=12,
+                              formats={"digits": 0.0, "time": 1.0})
+    for index in range(8):
+        text = dataset[index]["text"]
+        assert len(text) == 5 and text[2] == ":", text
