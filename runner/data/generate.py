@@ -84,6 +84,7 @@ def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
     fonts never trained on) is the closest stand-in for real images from other people's machines.
     Where no family can be held out (one installed), the last two draw the most condensed widths of
     the variable fonts and the others never do: still unseen shapes, but a weak estimate.
+    Glyph-level levers (runner/data/glyphs.py) apply to train only.
     """
     # Holding fonts out only makes sense when the split that uses them is written.
     training_fonts, held_out = split_held_out(fonts, cfg.held_out_fonts if cfg.hard_val_size > 0 else [])
@@ -116,7 +117,9 @@ def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
             for name, augment in (("val_unseen_fonts", cfg.augment), ("val_hard_unseen_fonts", cfg.hard_augment)):
                 plans.append(SplitPlan(name, cfg.hard_val_size, variable,
                                        dataclasses.replace(augment, font_width=list(axis_region))))
-    return [plan for plan in plans if plan.size > 0]
+    # Glyph levers make up font variation to train on; every val split measures fonts as they really draw.
+    return [plan if plan.name == "train" else dataclasses.replace(plan, augment=plan.augment.without_glyphs())
+            for plan in plans if plan.size > 0]
 
 
 AXIS_REGION = 8.0  # wdth units of the most condensed widths held out when no family can be
@@ -283,8 +286,8 @@ def generator_settings(cfg: DataConfig) -> dict[str, Any]:
     """The settings that decide a generated dataset's contents (and its cache key)."""
     return {"train_size": cfg.train_size, "val_size": cfg.val_size, "hard_val_size": cfg.hard_val_size,
             "min_length": cfg.min_length, "max_length": cfg.max_length,
-            "held_out_fonts": list(cfg.held_out_fonts), "augment": dataclasses.asdict(cfg.augment),
-            "hard_augment": dataclasses.asdict(cfg.hard_augment), "train_hard_fraction": cfg.train_hard_fraction}
+            "held_out_fonts": list(cfg.held_out_fonts), "augment": cfg.augment.settings(),
+            "hard_augment": cfg.hard_augment.settings(), "train_hard_fraction": cfg.train_hard_fraction}
 
 
 def dataset_info(cfg: DataConfig, seed: int, plans: Sequence[SplitPlan], fonts: Sequence[FontSpec]) -> dict:
