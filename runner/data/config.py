@@ -194,6 +194,10 @@ class DataConfig:
         "Font families kept out of train/val/val_hard and used only for val_unseen_fonts and "
         "val_hard_unseen_fonts.",
         factory=lambda: ["Khmer OS Siemreap", "Noto Serif Khmer"])
+    train_fonts: List[str] = help_field(
+        "Font families drawn in train, val and val_hard (empty = every installed family not held out). With "
+        "data.held_out_fonts this picks a k-fold split, e.g. train_fonts=[Noto Sans Khmer] held_out_fonts=[Khmer OS, "
+        "Khmer OS Battambang].", factory=list)
     labels_file: str = help_field("folder: name of the labels file inside data.dir and data.val_dir.", "labels.tsv")
     val_dir: Optional[str] = help_field("folder: a separate validation folder with its own labels file.", None)
     val_fraction: float = help_field("folder without val_dir: fraction of files held out for validation (seeded).",

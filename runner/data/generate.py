@@ -87,7 +87,8 @@ def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
     Glyph-level levers (runner/data/glyphs.py) apply to train only.
     """
     # Holding fonts out only makes sense when the split that uses them is written.
-    training_fonts, held_out = split_held_out(fonts, cfg.held_out_fonts if cfg.hard_val_size > 0 else [])
+    training_fonts, held_out = split_held_out(fonts, cfg.held_out_fonts if cfg.hard_val_size > 0 else [],
+                                              cfg.train_fonts)
     if held_out and not training_fonts:
         warnings.warn(f"data.held_out_fonts {cfg.held_out_fonts} covers every installed font family "
                       f"({families(fonts)}); training on all of them. Install more Khmer fonts (make fonts: "
@@ -287,7 +288,8 @@ def generator_settings(cfg: DataConfig) -> dict[str, Any]:
     return {"train_size": cfg.train_size, "val_size": cfg.val_size, "hard_val_size": cfg.hard_val_size,
             "min_length": cfg.min_length, "max_length": cfg.max_length,
             "held_out_fonts": list(cfg.held_out_fonts), "augment": cfg.augment.settings(),
-            "hard_augment": cfg.hard_augment.settings(), "train_hard_fraction": cfg.train_hard_fraction}
+            "hard_augment": cfg.hard_augment.settings(), "train_hard_fraction": cfg.train_hard_fraction,
+            **({"train_fonts": list(cfg.train_fonts)} if cfg.train_fonts else {})}  # absent when empty: same cache key
 
 
 def dataset_info(cfg: DataConfig, seed: int, plans: Sequence[SplitPlan], fonts: Sequence[FontSpec]) -> dict:
