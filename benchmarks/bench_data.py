@@ -26,8 +26,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from runner.data.config import DataConfig, augment_preset
+from runner.data.config import AugmentConfig, DataConfig, augment_preset
 from runner.data.datasets import KhmerDigitsDataset
+from runner.data.fonts import FontSpec
 from runner.data.loaders import make_loader
 from runner.data.generate import data_fonts, default_workers, generate_dataset
 from runner.data.preprocess import preprocess_image_uint8
@@ -49,10 +50,12 @@ def generation_rate(images: int = 512, workers: Optional[int] = None, seed: int 
             "decode_images_per_s": decode, "cached_batch_images_per_s": batches, "fonts": len(fonts)}
 
 
-def render_rate(images: int = 256, augment: str = "light", seed: int = 0) -> float:
-    """Images/s of rendering + preprocessing in this process (one on-the-fly worker)."""
-    fonts = data_fonts(DataConfig())
-    cfg = augment_preset(augment)
+def render_rate(images: int = 256, augment: str | AugmentConfig = "light", seed: int = 0,
+                fonts: Optional[Sequence[FontSpec]] = None) -> float:
+    """Images/s of rendering + preprocessing in this process (one on-the-fly worker); `augment` is a
+    preset name or a config, `fonts` default to every installed one."""
+    fonts = fonts or data_fonts(DataConfig())
+    cfg = augment_preset(augment) if isinstance(augment, str) else augment
     started = time.perf_counter()
     for index in range(images):
         image, _ = render_sample(sample_key(seed, "bench", index), fonts, cfg, 1, 8)

@@ -6,6 +6,8 @@ what they change on top of it, so the YAML files and these defaults cannot drift
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 from dataclasses import dataclass, fields
 from enum import StrEnum
@@ -19,6 +21,8 @@ from runner.models.config import MAX_LABEL_LENGTH
 from runner.schema import CONF_DIR, help_field
 
 BACKGROUND_KINDS = ("solid", "gradient", "noise", "paper")
+GLYPH_KNOBS = ("glyph_scale", "glyph_rotation", "baseline_jitter", "glyph_spacing_jitter", "stroke_p", "stroke_radius",
+               "elastic_p", "elastic_strength", "mix_fonts_p")
 MAX_SPLIT_SIZE = 10_000_000
 
 
@@ -77,6 +81,39 @@ class AugmentConfig:
                                            factory=lambda: [0.5, 0.85])
     underline_p: float = help_field("Probability of an underline below the digits (never through them).", 0.05)
     table_rules_p: float = help_field("Probability of table rules (lines in the margins around the cell).", 0.1)
+    # Glyph-level levers (runner/data/glyphs.py), all off by default; conf/data/augment/glyph.yaml turns them on.
+    glyph_scale: List[float] = help_field("Size of each glyph relative to the font size, drawn per glyph ([1, 1] = "
+                                          "off).", factory=lambda: [1.0, 1.0])
+    glyph_rotation: float = help_field("Largest rotation of each glyph on its own, in degrees either way (0 = off).",
+                                       0.0)
+    baseline_jitter: float = help_field("Largest shift of each glyph up or down off the line, as a fraction of the "
+                                        "font size (0 = off).", 0.0)
+    glyph_spacing_jitter: float = help_field("Largest change of the gap after each glyph, as a fraction of the font "
+                                             "size either way, on top of letter_spacing (0 = off).", 0.0)
+    stroke_p: float = help_field("Probability of a thicker or thinner stroke (dilate or erode the ink mask; an "
+                                 "erosion that would wipe out most of the ink is skipped).", 0.0)
+    stroke_radius: int = help_field("Largest dilation or erosion radius in px of the drawn mask (drawn 1..this).", 1)
+    elastic_p: float = help_field("Probability of an elastic grid distortion of the ink mask.", 0.0)
+    elastic_strength: float = help_field("Largest grid-point displacement of the elastic distortion, as a fraction "
+                                         "of the text height.", 0.05)
+    mix_fonts_p: float = help_field("Probability that a glyph is drawn with a second font family's face (one "
+                                    "second face per number; 0 = off).", 0.0)
+
+    def settings(self) -> dict[str, Any]:
+        """Every knob, for a dataset's metadata and cache key; the glyph-level knobs only when one differs
+        from its default, so datasets made without them keep the cache key they had before they existed."""
+        values = {f.name: copy.deepcopy(getattr(self, f.name)) for f in fields(self)}
+        defaults = AugmentConfig()
+        if all(values[name] == getattr(defaults, name) for name in GLYPH_KNOBS):
+            for name in GLYPH_KNOBS:
+                del values[name]
+        return values
+
+    def without_glyphs(self) -> "AugmentConfig":
+        """This config with every glyph-level lever off: what validation splits draw (see plan_splits)."""
+        defaults = AugmentConfig()
+        changed = {name: getattr(defaults, name) for name in GLYPH_KNOBS if getattr(self, name) != getattr(defaults, name)}
+        return dataclasses.replace(self, **changed) if changed else self
 
     def validate(self, prefix: str = "data.augment") -> None:
         for f in fields(self):
@@ -105,6 +142,13 @@ class AugmentConfig:
                "must lie in 1..95", self.jpeg_quality)
         require(0 < self.lowres_scale[0] and self.lowres_scale[1] <= 1, f"{prefix}.lowres_scale",
                "must lie in (0, 1]", self.lowres_scale)
+        require(0.5 <= self.glyph_scale[0] and self.glyph_scale[1] <= 1.5, f"{prefix}.glyph_scale",
+                "must lie in 0.5..1.5", self.glyph_scale)
+        for key, most in (("glyph_rotation", 30.0), ("baseline_jitter", 0.3), ("glyph_spacing_jitter", 0.3),
+                          ("elastic_strength", 0.2)):
+            value = getattr(self, key)
+            require(0 <= value <= most, f"{prefix}.{key}", f"must lie in 0..{most:g}", value)
+        require(1 <= self.stroke_radius <= 4, f"{prefix}.stroke_radius", "must lie in 1..4 px", self.stroke_radius)
         unknown = sorted(set(self.background) - set(BACKGROUND_KINDS))
         require(not unknown, f"{prefix}.background", f"has unknown kinds {unknown}; use {list(BACKGROUND_KINDS)}",
                dict(self.background))
@@ -160,6 +204,10 @@ class DataConfig:
         "Font families kept out of train/val/val_hard and used only for val_unseen_fonts and "
         "val_hard_unseen_fonts.",
         factory=lambda: ["Khmer OS Siemreap", "Noto Serif Khmer"])
+    train_fonts: List[str] = help_field(
+        "Font families drawn in train, val and val_hard (empty = every installed family not held out). With "
+        "data.held_out_fonts this picks a k-fold split, e.g. train_fonts=[Noto Sans Khmer] held_out_fonts=[Khmer OS, "
+        "Khmer OS Battambang].", factory=list)
     labels_file: str = help_field("folder: name of the labels file inside data.dir and data.val_dir.", "labels.tsv")
     val_dir: Optional[str] = help_field("folder: a separate validation folder with its own labels file.", None)
     val_fraction: float = help_field("folder without val_dir: fraction of files held out for validation (seeded).",
@@ -219,14 +267,17 @@ class GenerateConfig:
 
 
 def augment_preset(name: str) -> AugmentConfig:
-    """The AugmentConfig of `conf/data/augment/<name>.yaml` (the file holds changes to the light defaults)."""
+    """The AugmentConfig of `conf/data/augment/<name>.yaml` (the file holds changes to the light defaults,
+    or to the preset it names first in its defaults list)."""
     path = CONF_DIR / "data" / "augment" / f"{name}.yaml"
     if not path.is_file():
         presets = sorted(p.stem for p in path.parent.glob("*.yaml") if not p.stem.startswith("_"))
         raise ConfigError(f"augment preset {name!r} not found at {path}; available: {presets}.")
     values = OmegaConf.load(path)
-    values.pop("defaults", None)
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AugmentConfig), values))
+    # A preset may extend another of its group, as glyph.yaml does heavy.yaml: its first defaults entry.
+    parents = [entry for entry in values.pop("defaults", []) if isinstance(entry, str) and not entry.startswith("_")]
+    base = augment_preset(parents[0]) if parents else AugmentConfig()
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(base), values))
 
 
 def as_data_config(cfg: Union[DataConfig, DictConfig, dict]) -> DataConfig:

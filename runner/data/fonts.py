@@ -24,7 +24,7 @@ from fontTools.ttLib import TTCollection, TTFont
 from PIL import ImageFont
 
 from runner.charset import DIGITS
-from runner.errors import DataError
+from runner.errors import ConfigError, DataError
 
 FONT_SUFFIXES = (".ttf", ".otf", ".ttc")
 KHMER_CONSONANTS = range(0x1780, 0x17A3)
@@ -207,10 +207,27 @@ def families(fonts: Iterable[FontSpec]) -> list[str]:
     return sorted({font.family for font in fonts})
 
 
-def split_held_out(fonts: Sequence[FontSpec], held_out: Sequence[str]) -> tuple[list[FontSpec], list[FontSpec]]:
-    """(training fonts, held-out fonts); family names compare case-insensitively."""
+def split_held_out(fonts: Sequence[FontSpec], held_out: Sequence[str],
+                   train_fonts: Sequence[str] = ()) -> tuple[list[FontSpec], list[FontSpec]]:
+    """(training fonts, held-out fonts); family names compare case-insensitively.
+
+    `train_fonts` (data.train_fonts), when given, limits the training fonts to those families; each must
+    be installed and none may be held out too, else ConfigError (a typo would silently train on nothing).
+    """
     wanted = {name.casefold() for name in held_out}
     kept = [font for font in fonts if font.family.casefold() not in wanted]
+    if train_fonts:
+        installed = {family.casefold() for family in families(fonts)}
+        unknown = [name for name in train_fonts if name.casefold() not in installed]
+        if unknown:
+            raise ConfigError(f"data.train_fonts names families that are not installed: {unknown}; installed: "
+                              f"{families(fonts)} (or {INSTALL_HINT}).")
+        both = [name for name in train_fonts if name.casefold() in wanted]
+        if both:
+            raise ConfigError(f"data.train_fonts and data.held_out_fonts both name {both}: a family is either "
+                              f"trained on or held out; remove it from one of them.")
+        chosen = {name.casefold() for name in train_fonts}
+        kept = [font for font in kept if font.family.casefold() in chosen]
     return kept, [font for font in fonts if font.family.casefold() in wanted]
 
 

@@ -85,9 +85,11 @@ def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
     fonts never trained on) is the closest stand-in for real images from other people's machines.
     Where no family can be held out (one installed), the last two draw the most condensed widths of
     the variable fonts and the others never do: still unseen shapes, but a weak estimate.
+    Glyph-level levers (runner/data/glyphs.py) apply to train only.
     """
     # Holding fonts out only makes sense when the split that uses them is written.
-    training_fonts, held_out = split_held_out(fonts, cfg.held_out_fonts if cfg.hard_val_size > 0 else [])
+    training_fonts, held_out = split_held_out(fonts, cfg.held_out_fonts if cfg.hard_val_size > 0 else [],
+                                              cfg.train_fonts)
     if held_out and not training_fonts:
         warnings.warn(f"data.held_out_fonts {cfg.held_out_fonts} covers every installed font family "
                       f"({families(fonts)}); training on all of them. Install more Khmer fonts (make fonts: "
@@ -117,7 +119,9 @@ def plan_splits(cfg: DataConfig, fonts: Sequence[FontSpec]) -> list[SplitPlan]:
             for name, augment in (("val_unseen_fonts", cfg.augment), ("val_hard_unseen_fonts", cfg.hard_augment)):
                 plans.append(SplitPlan(name, cfg.hard_val_size, variable,
                                        dataclasses.replace(augment, font_width=list(axis_region))))
-    return [plan for plan in plans if plan.size > 0]
+    # Glyph levers make up font variation to train on; every val split measures fonts as they really draw.
+    return [plan if plan.name == "train" else dataclasses.replace(plan, augment=plan.augment.without_glyphs())
+            for plan in plans if plan.size > 0]
 
 
 AXIS_REGION = 8.0  # wdth units of the most condensed widths held out when no family can be
@@ -291,11 +295,14 @@ def text_settings(cfg: DataConfig) -> tuple[int, int, dict[str, float], float]:
 
 def generator_settings(cfg: DataConfig) -> dict[str, Any]:
     """The settings that decide a generated dataset's contents (and its cache key). The text mix is named only
-    when it is not the digits-only default, so datasets made before formats existed keep their key."""
+    when it is not the digits-only default, and train_fonts only when set, so datasets made before either
+    existed keep their key."""
     settings = {"train_size": cfg.train_size, "val_size": cfg.val_size, "hard_val_size": cfg.hard_val_size,
                 "min_length": cfg.min_length, "max_length": cfg.max_length,
-                "held_out_fonts": list(cfg.held_out_fonts), "augment": dataclasses.asdict(cfg.augment),
-                "hard_augment": dataclasses.asdict(cfg.hard_augment), "train_hard_fraction": cfg.train_hard_fraction}
+                "held_out_fonts": list(cfg.held_out_fonts), "augment": cfg.augment.settings(),
+                "hard_augment": cfg.hard_augment.settings(), "train_hard_fraction": cfg.train_hard_fraction}
+    if cfg.train_fonts:
+        settings["train_fonts"] = list(cfg.train_fonts)
     formats = mix_shares(cfg.formats)
     if formats != mix_shares(DEFAULT_MIX) or cfg.ascii_digits:
         settings.update(formats=formats, ascii_digits=cfg.ascii_digits)

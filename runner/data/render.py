@@ -8,7 +8,7 @@ processes, their order and the machine's core count never change a pixel.
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
@@ -18,6 +18,7 @@ from runner.data.augment import Augmentation, compose, degrade, sample_augmentat
 from runner.data.config import AugmentConfig
 from runner.data.fonts import FontSpec, face_coverage, fallback_chars, fallback_font, load_font
 from runner.data.formats import DEFAULT_MIX, NumberFormat, sample_text
+from runner.data.glyphs import GlyphStyle, distort_mask, place_glyphs, sample_glyph_style
 
 SPLIT_CODES = {"train": 0, "val": 1, "val_hard": 2, "val_unseen_fonts": 3, "val_hard_unseen_fonts": 4}
 
@@ -40,6 +41,7 @@ class RenderSpec:
     letter_spacing: float
     augmentation: Augmentation
     format: NumberFormat = NumberFormat.digits
+    glyphs: GlyphStyle = field(default_factory=GlyphStyle)
 
     def record(self) -> dict[str, Any]:
         """What metadata.yaml stores about how the sample was made. `format` is left out for digits (all the
@@ -53,6 +55,8 @@ class RenderSpec:
         if self.variation:
             out["variation"] = {tag: round(value, 1) for tag, value in self.variation.items()}
         out["augment"] = self.augmentation.record()
+        if not self.glyphs.is_neutral():
+            out["glyphs"] = self.glyphs.record()
         return out
 
 
@@ -79,7 +83,14 @@ def sample_spec(rng: np.random.Generator, text: str, fonts: Sequence[FontSpec], 
                                                                                           axis.maximum))
     font_size = int(round(rng.uniform(cfg.font_size[0], cfg.font_size[1])))
     letter_spacing = float(rng.uniform(cfg.letter_spacing[0], cfg.letter_spacing[1]))
-    return RenderSpec(text, font, variation, font_size, letter_spacing, sample_augmentation(rng, cfg), text_format)
+    spec = RenderSpec(text, font, variation, font_size, letter_spacing, sample_augmentation(rng, cfg), text_format)
+    # Glyph levers draw after everything above (and nothing when off), so they never shift those draws.
+    spec.glyphs = sample_glyph_style(rng, len(text), cfg)
+    others = [other for other in fonts if other.family != font.family] if cfg.mix_fonts_p else []
+    if others:  # one second face per number, fair over families like the first
+        spec.glyphs.mixed_font = choose_font(rng, others)
+        spec.glyphs.mixed = tuple(bool(flag) for flag in rng.random(len(text)) < cfg.mix_fonts_p)
+    return spec
 
 
 def char_faces(text: str, font: FontSpec, face: ImageFont.FreeTypeFont) -> list[ImageFont.FreeTypeFont]:
@@ -98,17 +109,20 @@ def char_faces(text: str, font: FontSpec, face: ImageFont.FreeTypeFont) -> list[
 
 
 def draw_text_mask(text: str, font: FontSpec, size: int, letter_spacing: float = 0.0,
-                   variation: dict[str, float] | None = None) -> Image.Image:
+                   variation: dict[str, float] | None = None, glyphs: Optional[GlyphStyle] = None) -> Image.Image:
     """An L mask (255 = ink) of `text` drawn character by character, cropped to the ink. A character the
-    font lacks is drawn with the fallback font on the same baseline; spaces are advance only."""
+    font lacks is drawn with the fallback font on the same baseline; spaces are advance only. `glyphs` varies
+    it glyph by glyph (runner/data/glyphs.py)."""
     face = load_font(font.path, font.index, size)
     if font.axes:
         # The cached face is shared, so every draw sets all axes (defaults where not chosen).
         values = variation or {}
         face.set_variation_by_axes([values.get(axis.tag, axis.default) for axis in font.axes])
+    faces = char_faces(text, font, face)
+    if glyphs is not None and glyphs.per_glyph():
+        return distort_mask(place_glyphs(text, faces, size, letter_spacing, glyphs, variation), glyphs)
     ascent, descent = face.getmetrics()
     spacing = letter_spacing * size
-    faces = char_faces(text, font, face)
     advances = [char_face.getlength(char) for char_face, char in zip(faces, text)]
     margin = size
     width = int(sum(advances) + max(spacing, 0) * len(text)) + 2 * margin
@@ -121,11 +135,11 @@ def draw_text_mask(text: str, font: FontSpec, size: int, letter_spacing: float =
             y, anchor = (margin, "la") if char_face is face else (margin + ascent, "ls")
             draw.text((x, y), char, font=char_face, fill=255, anchor=anchor)
         x += advance + spacing
-    return mask.crop(mask.getbbox() or (0, 0, 1, 1))
+    return distort_mask(mask.crop(mask.getbbox() or (0, 0, 1, 1)), glyphs)
 
 
 def render_spec(spec: RenderSpec, rng: np.random.Generator) -> Image.Image:
-    mask = draw_text_mask(spec.text, spec.font, spec.font_size, spec.letter_spacing, spec.variation)
+    mask = draw_text_mask(spec.text, spec.font, spec.font_size, spec.letter_spacing, spec.variation, spec.glyphs)
     mask = warp_text(mask, spec.augmentation)
     image = compose(mask, spec.augmentation, rng)
     return degrade(image, spec.augmentation, rng, text_height=mask.height)

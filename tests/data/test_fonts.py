@@ -8,10 +8,10 @@ from fontTools.ttLib import TTFont
 
 from runner.charset import DIGITS
 from runner.data.config import DataConfig
-from runner.data.fonts import FontWarning, discover_fonts, package_font_path
+from runner.data.fonts import FontWarning, discover_fonts, families, package_font_path, split_held_out
 from runner.data.generate import plan_splits
 from runner.data.render import draw_text_mask
-from runner.errors import DataError
+from runner.errors import ConfigError, DataError
 
 DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
 
@@ -91,3 +91,25 @@ def test_holding_out_the_only_font_warns_and_holds_out_a_region_of_its_axes_inst
         plans = plan_splits(DataConfig(held_out_fonts=["Noto Sans Khmer"]), fonts)
     assert [plan.name for plan in plans] == ["train", "val", "val_hard", "val_unseen_fonts", "val_hard_unseen_fonts"]
     assert plans[0].fonts == fonts and plans[3].augment.font_width == [62.5, 70.5]
+
+
+def test_train_fonts_picks_the_training_families_and_holds_out_others():
+    fonts = discover_fonts()
+    names = families(fonts)
+    if len(names) < 3:
+        pytest.skip("needs three font families (apt-get install fonts-khmeros)")
+    cfg = DataConfig(train_fonts=[names[0].upper()], held_out_fonts=[names[1]])
+    plans = {plan.name: plan for plan in plan_splits(cfg, fonts)}
+    for name in ("train", "val", "val_hard"):
+        assert {font.family for font in plans[name].fonts} == {names[0]}
+    assert {font.family for font in plans["val_unseen_fonts"].fonts} == {names[1]}
+    everything = {plan.name: plan for plan in plan_splits(DataConfig(held_out_fonts=[names[1]]), fonts)}
+    assert {font.family for font in everything["train"].fonts} == set(names) - {names[1]}
+
+
+def test_train_fonts_refuses_families_that_are_not_installed_or_held_out():
+    fonts = discover_fonts()
+    with pytest.raises(ConfigError, match=r"data.train_fonts .*not installed: \['Comic Khmer'\]; installed: .*Noto Sans"):
+        split_held_out(fonts, [], ["Noto Sans Khmer", "Comic Khmer"])
+    with pytest.raises(ConfigError, match=r"both name \['Noto Sans Khmer'\]"):
+        split_held_out(fonts, ["Noto Sans Khmer"], ["Noto Sans Khmer"])
