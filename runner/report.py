@@ -180,8 +180,9 @@ def calibration_paragraph(calibration: Optional[Mapping[str, Any]]) -> str:
 
 def confusion_section(report: Mapping[str, Any]) -> str:
     matrix = np.asarray(report["confusion_matrix"]["counts"], dtype=np.int64)
-    figure = confusion_matrix_figure(matrix, sequences=int(report["metrics"]["count"]))
-    return "<h2>Digit confusion</h2>" + _img(figure_data_uri(figure), "confusion matrix", 600)
+    figure = confusion_matrix_figure(matrix, sequences=int(report["metrics"]["count"]),
+                                     labels=report["confusion_matrix"].get("labels"))
+    return "<h2>Character confusion</h2>" + _img(figure_data_uri(figure), "confusion matrix", 600)
 
 
 def _numeric(rows: Sequence[Any], key: str) -> tuple[list[float], list[float]]:

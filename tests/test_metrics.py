@@ -3,13 +3,15 @@ import math
 import pytest
 import torch
 
-from runner.charset import EOS, PAD, SOS, encode
+from runner.charset import CHARSETS, EOS, PAD, SOS
 from runner.metrics import (
     OCRMetrics,
     calculate_character_accuracy,
     calculate_sequence_accuracy,
     normalized_edit_distance,
 )
+
+DIGITS_CHARSET = CHARSETS["digits"]
 
 # Khmer digits by value, so cases read like numbers: K("123") == "១២៣".
 K = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
@@ -96,8 +98,8 @@ def test_merged_per_rank_states_equal_one_pass_over_everything():
 
 
 def test_seed_functions_accept_strings_and_token_tensors():
-    truth = torch.tensor([[SOS, *encode(k("12")), EOS, PAD], [SOS, *encode(k("305")), EOS]])
-    predicted = torch.tensor([[*encode(k("12")), EOS, PAD, PAD], [*encode(k("35")), EOS, PAD, PAD]])
+    truth = torch.tensor([[SOS, *DIGITS_CHARSET.encode(k("12")), EOS, PAD], [SOS, *DIGITS_CHARSET.encode(k("305")), EOS]])
+    predicted = torch.tensor([[*DIGITS_CHARSET.encode(k("12")), EOS, PAD, PAD], [*DIGITS_CHARSET.encode(k("35")), EOS, PAD, PAD]])
     assert calculate_sequence_accuracy(predicted, truth) == 0.5
     assert calculate_character_accuracy(predicted, truth) == pytest.approx(4 / 5)
     assert calculate_character_accuracy([k("12"), k("35")], [k("12"), k("305")]) == pytest.approx(4 / 5)

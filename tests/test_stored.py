@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from runner.charset import charset_signature
+from runner.charset import CHARSETS
 from runner.config import compose_config
 from runner.data.config import as_data_config
 from runner.data.generate import data_fonts, dataset_cache_key
@@ -117,7 +117,7 @@ def sidecar_model(folder: Path, config: dict) -> Path:
     """model.onnx (not even ONNX) with a model.onnx.json sidecar whose model config is `config`."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.onnx").write_bytes(b"not an onnx graph")
-    metadata = {"format": "khmer-digits-ocr.export", "charset": charset_signature(),
+    metadata = {"format": "khmer-digits-ocr.export", "charset": CHARSETS["digits"].signature(),
                 "model": {"name": "ctc_small", "head": "ctc", "config": config},
                 "preprocess": {"height": 32, "width": 128, "crop": True, "text_crop": True}, "max_length": 8}
     (folder / "model.onnx.json").write_text(json.dumps(metadata), encoding="utf-8")

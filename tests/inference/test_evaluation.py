@@ -50,7 +50,7 @@ def test_evaluate_dataset_scores_like_ocrmetrics_and_writes_the_report(predictor
     metrics = evaluate_dataset(predictor, dataset, batch_size=4)
     expected = OCRMetrics()
     for sample in dataset:
-        texts, confidences = predictor.model.predict_with_confidence(sample["image"].unsqueeze(0))
+        texts, confidences, _ = predictor.model.predict_with_confidence(sample["image"].unsqueeze(0))
         expected.update(texts, [sample["text"]], paths=[sample["path"]], confidences=confidences)
     assert metrics.compute() == pytest.approx(expected.compute()) and metrics.compute()["count"] == 6
     paths = write_evaluation(metrics, tmp_path, {"checkpoint": "x.pt"})

@@ -44,7 +44,7 @@ from runner.inference.onnx import OnnxModel
 model_path, image_path = sys.argv[1:3]
 reading = Reader(model_path).read(image_path)
 model = OnnxModel(model_path)
-texts, confidences = model.read_pixels(np.stack([model.preprocess_pixels(Image.open(image_path))]))
+texts, confidences, _ = model.read_pixels(np.stack([model.preprocess_pixels(Image.open(image_path))]))
 try:
     import torch
     torch_blocked = False
@@ -70,7 +70,7 @@ def run_without_torch(tmp_path: Path, *args: str) -> dict:
 def test_an_onnx_model_reads_like_its_checkpoint_in_a_process_without_torch(predictor, onnx_model, tmp_path):
     image_path = tmp_path / "digits.png"
     digits_image("៣៦៩", (140, 50)).save(image_path)
-    expected_texts, expected_confidences = predictor.predict(preprocess_image(load_image(image_path)).unsqueeze(0))
+    expected_texts, expected_confidences, _ = predictor.predict(preprocess_image(load_image(image_path)).unsqueeze(0))
 
     child = run_without_torch(tmp_path, str(onnx_model), str(image_path))  # onnx_model: metadata embedded only
 

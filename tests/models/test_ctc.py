@@ -3,17 +3,19 @@
 import pytest
 import torch
 
-from runner.charset import EOS, VOCAB_SIZE, encode
+from runner.charset import CHARSETS, EOS
 from runner.errors import ConfigError
 from runner.models import create_model
+
+DIGITS_CHARSET = CHARSETS["digits"]
 
 
 def test_ctc_decode_collapses_repeats_and_drops_blanks():
     model = create_model("ctc_small")
-    one, two = encode("១")[0], encode("២")[0]
+    one, two = DIGITS_CHARSET.encode("១")[0], DIGITS_CHARSET.encode("២")[0]
     path = [one, one, 3, one, two, two, 3, 3, EOS, two] + [3] * 22
-    logits = torch.nn.functional.one_hot(torch.tensor([path]), VOCAB_SIZE).float() * 50
-    texts, confidences = model.decode_logits(logits)
+    logits = torch.nn.functional.one_hot(torch.tensor([path]), DIGITS_CHARSET.vocab_size).float() * 50
+    texts, confidences, char_confidences = model.decode_logits(logits)
     assert texts == ["១១២២"] and confidences[0] == pytest.approx(1.0)
 
 

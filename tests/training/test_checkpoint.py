@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from runner.calibration import Calibration
-from runner.charset import charset_signature
+from runner.charset import CHARSETS
 from runner.errors import CheckpointError
 from runner.inference.predictors import load_predictor
 from runner.models import create_model
@@ -51,7 +51,7 @@ def test_an_older_checkpoint_is_upgraded_on_load_to_the_current_layout(model, tm
         del payload["format_version"], payload["charset"]
     atomic_save(payload, tmp_path / "old.pt")
     loaded = load_checkpoint(tmp_path / "old.pt")
-    assert loaded["format_version"] == FORMAT_VERSION and loaded["charset"] == charset_signature()
+    assert loaded["format_version"] == FORMAT_VERSION and loaded["charset"] == CHARSETS["digits"].signature()
     assert loaded["preprocess"] == {"height": 32, "width": 128, "bucketing": True, "text_crop": True}
     assert loaded["calibration"] is None
     predictor = load_predictor(tmp_path / "old.pt")
@@ -63,8 +63,8 @@ def test_a_stored_calibration_maps_the_confidences_predict_returns(model, tmp_pa
     atomic_save(payload, tmp_path / "raw.pt")
     atomic_save({**payload, "calibration": {"method": "platt", "a": 2.0, "b": 0.5}}, tmp_path / "calibrated.pt")
     images = torch.rand(4, 1, 32, 128)
-    raw_texts, raw = load_predictor(tmp_path / "raw.pt").predict(images)
-    texts, calibrated = load_predictor(tmp_path / "calibrated.pt").predict(images)
+    raw_texts, raw, _ = load_predictor(tmp_path / "raw.pt").predict(images)
+    texts, calibrated, _ = load_predictor(tmp_path / "calibrated.pt").predict(images)
     assert texts == raw_texts and calibrated == pytest.approx(Calibration(2.0, 0.5).apply(raw))
 
 
