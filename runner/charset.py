@@ -45,7 +45,12 @@ def to_arabic(text: str) -> str:
 
 
 class LabelOutsideCharset(DataError):
-    """A label holds characters its charset does not have (the message names the source and the characters)."""
+    """A label holds characters its charset does not have (the message names the source and the characters).
+    `problem` is the message without its advice; `fits` names the charsets that have every character."""
+
+    def __init__(self, problem: str, advice: str, fits: list[str]) -> None:
+        super().__init__(f"{problem}; {advice}.")
+        self.problem, self.fits = problem, fits
 
 
 def describe_char(char: str) -> str:
@@ -99,9 +104,9 @@ class Charset:
             shown = ", ".join(describe_char(char) for char in outside)
             hint = (f"; the Arabic digits would be Khmer {to_khmer(''.join(outside))!r}"
                     if set(outside) <= set(ARABIC_DIGITS) else "")
-            others = [name for name, other in CHARSETS.items() if name != self.name and all(c in other.chars for c in text)]
-            fix = f"use charset={others[0]}, which has them" if others else "fix the label or drop the sample"
-            raise LabelOutsideCharset(f"{source}: label {text!r} has characters {shown} not in {self}{hint}; {fix}.")
+            fits = [name for name, other in CHARSETS.items() if name != self.name and all(c in other.chars for c in text)]
+            fix = f"use charset={fits[0]}, which has them" if fits else "fix the label or drop the sample"
+            raise LabelOutsideCharset(f"{source}: label {text!r} has characters {shown} not in {self}{hint}", fix, fits)
         if max_length is not None and len(text) > max_length:
             raise DataError(f"{source}: label {text!r} has {len(text)} characters, more than max_length={max_length}; "
                             f"raise data.max_length or drop the sample.")

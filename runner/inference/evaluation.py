@@ -85,9 +85,9 @@ def labels_the_model_reads(model: str, charset: Optional[Charset]):
     except LabelOutsideCharset as error:
         if charset is None:
             raise
-        raise DataError(f"the dataset does not fit the model: {error} The model {model} reads {charset}; evaluate "
-                        f"it on data labelled in that charset, or evaluate a model trained with the dataset's charset "
-                        f"(charset=...).") from None
+        other = f"a model trained with charset={error.fits[0]}" if error.fits else "a model of another charset"
+        raise DataError(f"the dataset does not fit the model {model}, which reads {charset}: {error.problem}. "
+                        f"Evaluate it on data labelled in its charset, or evaluate {other}.") from None
 
 
 def evaluation_dataset(data: DataConfig, split: str, seed: int, metadata: Optional[str] = None,
