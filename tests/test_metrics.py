@@ -118,3 +118,23 @@ def test_plot_confusion_matrix_writes_png(tmp_path):
     metrics.update([k("1283"), k("45")], [k("1234"), k("456")])
     path = metrics.plot_confusion_matrix(tmp_path / "plots" / "confusion.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_over_the_numbers_charset_have_a_class_per_character():
+    numbers = CHARSETS["numbers"]
+    metrics = OCRMetrics(numbers)
+    assert metrics.class_labels == tuple(numbers.chars) + ("∅",) and metrics.confusion.shape == (31, 31)
+    metrics.update(["១,៥០០", "$5"], ["១.៥០០", "$5"])
+    matrix = metrics.confusion_matrix()
+    comma, dot = numbers.chars.index(","), numbers.chars.index(".")
+    assert matrix[dot, comma] == 1 and metrics.per_class_accuracy()["$"] == 1.0
+    assert metrics.most_confused(1) == [{"truth": ".", "prediction": ",", "count": 1}]
+    ids = torch.tensor([[SOS, *numbers.encode("១,៥"), EOS, PAD]])
+    assert OCRMetrics("numbers").update(ids, ids)["seq_accuracy"] == 1.0  # token ids decoded with the charset
+
+
+def test_the_seeds_idx_to_char_mapping_is_accepted():
+    metrics = OCRMetrics({4 + i: char for i, char in enumerate("០១២៣៤៥៦៧៨៩")})
+    assert metrics.class_labels == OCRMetrics().class_labels
+    metrics.update([DIGITS_CHARSET.encode("១២") + [EOS]], [DIGITS_CHARSET.encode("១២")])
+    assert metrics.compute()["seq_accuracy"] == 1.0

@@ -223,9 +223,9 @@ def good_checkpoint(tmp: Path, sentinel: Path) -> Path:
 
 def predictions_written(tmp: Path, sentinel: Path) -> None:
     header, *lines = (tmp / "predictions.tsv").read_text(encoding="utf-8").splitlines()
-    assert header == "path\ttext\tconfidence"
+    assert header == "path\ttext\tvalue\tconfidence\tchar_confidences"
     assert [line.split("\t")[0] for line in lines] == ["0.png", "1.png", "huge.png"]
-    assert lines[2].endswith("\t\t0.0000")  # the unreadable file's line: no text, confidence 0
+    assert lines[2].endswith("\t\t\t0.0000\t")  # the unreadable file's line: no text, confidence 0
 
 
 def disk_full_at_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,7 +340,7 @@ CASES: dict[str, Case] = {
                                             "trainer.monitor must be one of"),
     "train: CTC width too narrow": Case(train_with("data.image_width=64"), "which gives 16 CTC time steps"),
     "train: absurd label length": Case(train_with("data.max_length=100000"),
-                                       "data.max_length must be <= 32 digits, got 100000"),
+                                       "data.max_length must be <= 32 characters, got 100000"),
     "train: absurd dataset size": Case(train_with("data.train_size=1000000000"),
                                        "data.train_size must be <= 10,000,000"),
     # --- data files

@@ -1,5 +1,6 @@
 """runner/models/attention.py: the attention decoder's greedy decoding and confidence."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,3 +18,25 @@ def test_attention_decode_stops_at_eos_and_confidence_is_product_up_to_eos():
     logits[0, 0, DIGITS_CHARSET.encode("៧")[0]] = 0.0  # step 0: ៣ and ៧ tie at p=0.5 each (argmax takes ៣)
     texts, confidences, char_confidences = model.decode_logits(logits)
     assert texts == ["៣"] and confidences[0] == pytest.approx(0.5)
+
+
+def test_attention_char_confidence_is_its_steps_max_probability():
+    from runner.decoding import attention_decode
+
+    steps = [(DIGITS_CHARSET.encode("៣")[0], 0.6), (DIGITS_CHARSET.encode("៤")[0], 0.8), (EOS, 0.9), (4, 0.1)]
+    logits = torch.full((2, len(steps), DIGITS_CHARSET.vocab_size), -1e4)
+    for step, (token, p) in enumerate(steps):
+        logits[:, step, token] = float(np.log(p))
+        logits[:, step, 0 if token else 1] = float(np.log(1 - p))
+    logits[1, 0, :] = -1e4
+    logits[1, 0, EOS] = 0.0  # the second row ends at once: no characters
+    texts, confidences, char_confidences = attention_decode(logits.numpy(), DIGITS_CHARSET)
+    assert texts == ["៣៤", ""] and char_confidences == [pytest.approx([0.6, 0.8]), []]
+    assert confidences[0] == pytest.approx(0.6 * 0.8 * 0.9)
+
+
+def test_an_attention_model_for_numbers_embeds_and_classifies_every_token():
+    numbers = CHARSETS["numbers"]
+    model = create_model("small", charset="numbers", max_length=20)
+    assert model.decoder.embedding.num_embeddings == model.decoder.classifier.out_features == numbers.vocab_size
+    assert model(torch.rand(1, 1, 32, 128)).shape == (1, 21, numbers.vocab_size)
