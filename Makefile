@@ -8,7 +8,7 @@ TORCH_PIN := torch==2.13.0
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install fonts system-deps test test-slow train samples generate report release-model check-wheel bench tensorboard \
+.PHONY: help install fonts system-deps test test-slow train train-numbers samples generate report release-model check-wheel bench tensorboard \
         sweep-lr compare-losses compare-models search-lr clean
 
 help:  ## List every target with one line each
@@ -41,6 +41,9 @@ test-slow: $(STAMP)  ## Run only the slow tests (kill -9 resume, full-length run
 
 train: $(STAMP)  ## Train the default model on the default generated data (python -m runner)
 	$(PY) -m runner $(ARGS)
+
+train-numbers: $(STAMP)  ## Train the numbers charset: prices, dates, times, phones, IDs with separators, signs and ASCII digits (experiment=numbers)
+	$(PY) -m runner experiment=numbers $(ARGS)
 
 generate: $(STAMP)  ## Write a dataset to data.dir (python -m runner.generate)
 	$(PY) -m runner.generate $(ARGS)

@@ -3,8 +3,8 @@
 conf/ mirrors runner/: each group's schema lives beside the module it configures (conf/model ↔
 runner/models/config.py, conf/data ↔ runner/data/config.py, conf/trainer, conf/optimizer and
 conf/scheduler ↔ runner/training/config.py, conf/loss ↔ runner/losses.py, conf/device ↔
-runner/device.py, conf/paths ↔ runner/outputs.py). Each is stored in Hydra's ConfigStore under a
-name starting with `_` (e.g. `model/_ctc_schema`) that the group's YAML files extend, so a wrong
+runner/device.py, conf/paths ↔ runner/outputs.py, conf/charset ↔ runner/charset.py). Each is stored in
+Hydra's ConfigStore under a name starting with `_` (e.g. `model/_ctc_schema`) that the group's YAML files extend, so a wrong
 type, an unknown key or a choice outside its Enum fails at composition; `validate` checks the
 values (ranges and cross-field fit) at start-up with one message naming the key.
 """
@@ -21,7 +21,9 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from runner.charset import CharsetConfig, config_charset, register_charset_configs
 from runner.data.config import DataConfig, as_data_config, register_data_configs
+from runner.data.formats import format_chars
 from runner.device import DeviceConfig, register_device_configs
 from runner.errors import ConfigError, require
 from runner.losses import LossConfig, register_loss_configs
@@ -45,6 +47,7 @@ class TrainingConfig:
     experiment_name: str = help_field("Name of the run family; the output dir is outputs/<experiment_name>/<date>/<time>.", "default")
     seed: int = help_field("Seeds python, numpy, torch, data order and data generation.", 1234)
     resume: Optional[str] = help_field("auto (continue from this run dir's last checkpoint) or a checkpoint/run-dir path.", None)
+    charset: CharsetConfig = field(default_factory=CharsetConfig)
     model: Any = help_field("Model preset (conf/model); typed by the preset's own schema.", MISSING)
     loss: LossConfig = field(default_factory=LossConfig)
     optimizer: Any = help_field("Optimizer preset (conf/optimizer); typed by the preset's own schema.", MISSING)
@@ -110,9 +113,24 @@ def validate(cfg: DictConfig) -> None:
     DeviceConfig.validate(cfg.device)
     check_known_keys(cfg)
     as_data_config(cfg.data)  # validates data.* and data.augment.*
+    _check_formats_fit_charset(cfg)
     _check_model_loss_fit(cfg)
     if cfg.model.get("max_length") is not None:
         require(cfg.model.max_length >= cfg.data.max_length, "model.max_length", f"must be >= data.max_length ({cfg.data.max_length})", cfg.model.max_length)
+
+
+def _check_formats_fit_charset(cfg: DictConfig) -> None:
+    """The generated texts (data.formats, data.ascii_digits) must be spelled with the run's charset."""
+    if cfg.data.kind == "folder":
+        return  # a folder's labels are checked line by line against the charset when read
+    charset = config_charset(cfg)
+    outside = sorted(format_chars(cfg.data.formats, cfg.data.ascii_digits) - set(charset.chars))
+    if outside:
+        drawn = [name for name, weight in cfg.data.formats.items() if weight > 0]
+        raise ConfigError(
+            f"data.formats ({', '.join(drawn)}) and data.ascii_digits={cfg.data.ascii_digits} write "
+            f"{''.join(outside)!r}, which charset '{charset.name}' cannot spell. Train with charset=numbers "
+            f"(or experiment=numbers), or keep to data.formats.digits and data.ascii_digits=0 with charset=digits.")
 
 
 def check_known_keys(cfg: DictConfig, where: str = "") -> None:
@@ -146,9 +164,9 @@ def _check_model_loss_fit(cfg: DictConfig) -> None:
         model_class = get_class(cfg.model._target_)
     except Exception as error:
         raise ConfigError(f"model._target_={cfg.model._target_!r} cannot be imported ({error}).") from error
-    instantiate(cfg.loss).check_compatible(model_class.head, cfg.model.name)  # also checks the loss's own values
+    instantiate(cfg.loss, charset=config_charset(cfg).name).check_compatible(model_class.head, cfg.model.name)  # also checks the loss's own values
     if cfg.model._target_ in MODEL_CLASSES:  # types, ranges and the CTC width check, before any data is rendered
-        model_from_config(cfg.model, "model")
+        model_from_config(cfg.model, "model", config_charset(cfg))
 
 
 def register_resolvers() -> None:
@@ -203,4 +221,5 @@ def register_configs() -> ConfigStore:
     register_data_configs(cs)
     register_model_configs(cs)
     register_loss_configs(cs)
+    register_charset_configs(cs)
     return cs

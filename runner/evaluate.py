@@ -54,15 +54,17 @@ def evaluate(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) -
     data, from_training = evaluation_data_config(cfg.data, predictor, overrides)
     seed = evaluation_seed(predictor, data, cfg.seed)
     dataset, description = evaluation_dataset(data, cfg.split, seed, cfg.metadata,
-                                              whole_folder=data.kind == "folder" and not from_training)
-    log.info("evaluating %s (%s, %s head) on %s: %d images%s", predictor.source, predictor.name, predictor.head,
-             description, len(dataset), " (the model's training data settings)" if from_training else "")
+                                              whole_folder=data.kind == "folder" and not from_training,
+                                              charset=predictor.charset, model=str(predictor.source))
+    log.info("evaluating %s (%s, %s head, %s) on %s: %d images%s", predictor.source, predictor.name, predictor.head,
+             predictor.charset, description, len(dataset),
+             " (the model's training data settings)" if from_training else "")
     samples = read_dataset(predictor, dataset, cfg.batch_size, data.num_workers, data.max_length)
-    metrics = samples.scored(cfg.worst_k)
+    metrics = samples.scored(cfg.worst_k, predictor.charset)
     groups = groups_by_path(dataset)
     readings = readings_report(samples, groups, predictor.metadata["calibration"])
     context = {"checkpoint": str(predictor.source), "runtime": predictor.kind,
-               "model": {"name": predictor.name, "head": predictor.head},
+               "model": {"name": predictor.name, "head": predictor.head, "charset": predictor.charset.name},
                "data": {"source": description, "split": cfg.split, "seed": seed, "from_training": from_training}}
     paths = write_evaluation(metrics, output_dir, context, readings)
     report = {**context, **metrics_report(metrics, readings)}

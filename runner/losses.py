@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from hydra.core.config_store import ConfigStore
 from torch import nn
 
-from runner.charset import BLANK, DIGITS, FIRST_DIGIT, PAD, VOCAB_SIZE
+from runner.charset import BLANK, FIRST_CHAR, PAD, Charset, as_charset
 from runner.errors import ConfigError, require
 from runner.schema import help_field
 
@@ -49,7 +49,8 @@ class LossConfig:
     label_smoothing: float = help_field("Cross-entropy/focal label smoothing in [0, 1); attention models only.", 0.0)
     gamma: float = help_field("Focal exponent: (1 - p)^gamma down-weights easy tokens.", 2.0)
     alpha: Optional[list[float]] = help_field(
-        "Focal per-class weights: 10 (digits ០..៩; EOS gets 1) or 14 (every token id); null = 1.", None)
+        "Focal per-class weights: one per character of the charset (digits: 10, ០..៩; the special tokens get 1) or "
+        "one per token id (digits: 14); null = 1.", None)
     zero_infinity: bool = help_field("CTC: zero losses of impossible alignments (image too narrow for its label).", True)
 
 
@@ -83,11 +84,14 @@ def _ctc_log_probs_and_targets(logits: torch.Tensor, batch: Mapping[str, Any]) -
 
 class OCRLoss(nn.Module):
     """One loss by name. Call `bind(model)` once before training: it rejects a loss that does not
-    fit the model's head and picks the sequence or CTC variant of focal."""
+    fit the model's head and picks the sequence or CTC variant of focal. `charset` (a Charset or its name,
+    default digits) is the run's: it sizes `alpha`."""
 
     def __init__(self, name: str = "crossentropy", label_smoothing: float = 0.0, gamma: float = 2.0,
-                 alpha: Optional[Sequence[float]] = None, zero_infinity: bool = True) -> None:
+                 alpha: Optional[Sequence[float]] = None, zero_infinity: bool = True,
+                 charset: Charset | str | None = None) -> None:
         super().__init__()
+        self.charset = as_charset(charset)
         self.name = str(name)
         require(self.name in tuple(LossName), "loss.name", f"must be one of {', '.join(LossName)} (conf/loss/)", name)
         require(0.0 <= float(label_smoothing) < 1.0, "loss.label_smoothing", "must be in [0, 1)", label_smoothing)
@@ -96,20 +100,21 @@ class OCRLoss(nn.Module):
         self.gamma = float(gamma)
         self.zero_infinity = bool(zero_infinity)
         # A buffer so .to(device) moves it; None means every class weighs 1.
-        self.register_buffer("alpha", self._alpha_per_token(alpha), persistent=False)
+        self.register_buffer("alpha", self._alpha_per_token(alpha, self.charset), persistent=False)
         self.head: str | None = {"crossentropy": "attention", "ctc": "ctc"}.get(self.name)
 
     @staticmethod
-    def _alpha_per_token(alpha: Optional[Sequence[float]]) -> torch.Tensor | None:
+    def _alpha_per_token(alpha: Optional[Sequence[float]], charset: Charset) -> torch.Tensor | None:
         if alpha is None:
             return None
         values = [float(value) for value in alpha]
-        if len(values) == len(DIGITS):
-            values = [1.0] * FIRST_DIGIT + values
-        if len(values) != VOCAB_SIZE or min(values) < 0:
+        if len(values) == len(charset.chars):
+            values = [1.0] * FIRST_CHAR + values
+        if len(values) != charset.vocab_size or min(values) < 0:
             raise ConfigError(
-                f"loss.alpha={list(alpha)} must be {len(DIGITS)} non-negative weights (one per digit {DIGITS}) or "
-                f"{VOCAB_SIZE} (one per token id, see runner/charset.py), or null for equal weights."
+                f"loss.alpha={list(alpha)} must be {len(charset.chars)} non-negative weights (one per character of "
+                f"{charset}) or {charset.vocab_size} (one per token id, see runner/charset.py), or null for equal "
+                f"weights."
             )
         return torch.tensor(values, dtype=torch.float32)
 

@@ -1,7 +1,7 @@
 """`python -m runner.predict checkpoint=PATH inputs=PATH_OR_DIR_OR_GLOB_OR_@LIST_OR_- [output=FILE]`: read images.
 
-Writes the predictions (format=tsv or csv: a `path, text, confidence` header row, then a row per image;
-format=jsonl: one object per image) to `output` (renamed into place once complete; an existing file is
+Writes the predictions (format=tsv or csv: a `path, text, value, confidence, char_confidences` header row,
+then a row per image; format=jsonl: one object per image; see runner/inference/formats.py) to `output` (renamed into place once complete; an existing file is
 replaced only with overwrite=true), or to stdout, which then carries nothing else: logs and progress go to
 stderr. Nothing else is written unless save_run=true, which keeps a run dir
 (outputs/predict/<date>/<time>-<id>/: .hydra/, predict.log, job_status.json). A file that cannot be

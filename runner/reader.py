@@ -2,7 +2,8 @@
 
     from runner import Reader
     reader = Reader()                                   # the shipped model; or Reader("run_dir" | "m.pt" | "m.onnx")
-    reader.read("scan.png")                             # Reading(text='១២៣', confidence=0.98, value='123')
+    reader.read("scan.png")                             # Reading(text='១២៣', confidence=0.98, value='123',
+                                                        #         char_confidences=[0.99, 0.99, 1.0])
     reader.read([path, pil_image, numpy_array])         # a list of Readings, in input order
 
 An .onnx model runs with ONNX Runtime and needs no torch (runner.inference.onnx); a checkpoint or run dir
@@ -23,7 +24,6 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from PIL import Image
 
-from runner.charset import to_arabic
 from runner.data.preprocess import content_widths, load_image
 from runner.errors import CheckpointError, ConfigError, DataError
 from runner.inference.stored_model import StoredModel
@@ -37,9 +37,10 @@ ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
 @dataclass(frozen=True)
 class Reading:
-    text: str  # Khmer digits, '' when nothing was read
+    text: str  # characters of the model's charset (Khmer digits, or numbers), '' when nothing was read
     confidence: float  # calibrated when the model stores a calibration: the probability the text is exact
-    value: str  # the text in ASCII digits ('១២៣' -> '123'), leading zeros kept
+    value: str  # the text with Khmer digits in ASCII ('១២,៥០០៛' -> '12,500៛'), leading zeros kept
+    char_confidences: tuple[float, ...] = ()  # one per character of `text`: its max probability (raw)
 
 
 class Reader:
@@ -85,13 +86,14 @@ class Reader:
             order = np.arange(len(pixels))
             if self.model.bucketing:  # batches of similar widths are cropped less
                 order = np.argsort(content_widths(pixels, multiple=1, min_width=1), kind="stable")
-            texts, confidences = [""] * len(pixels), [0.0] * len(pixels)
+            read: list[Reading] = [Reading("", 0.0, "")] * len(pixels)
             for first in range(0, len(order), self.batch_size):
                 members = order[first:first + self.batch_size]
-                batch_texts, batch_confidences = self.model.read_pixels(pixels[members])
-                for member, text, confidence in zip(members, batch_texts, batch_confidences):
-                    texts[member], confidences[member] = text, float(confidence)
-            readings += [Reading(text, confidence, to_arabic(text)) for text, confidence in zip(texts, confidences)]
+                decoded = self.model.read_pixels(pixels[members])
+                for member, text, confidence, per_char in zip(members, *decoded):
+                    read[member] = Reading(text, float(confidence), self.model.charset.value(text),
+                                           tuple(float(c) for c in per_char))
+            readings += read
         return readings
 
 

@@ -5,7 +5,7 @@ dir, for the validation split). One file, nothing fetched: images are inlined as
 URIs, the reject curve is inline SVG, the CSS is inline and there is no script. Every text taken from
 data (labels, paths, font names, a metrics.json history) is HTML-escaped.
 
-The page holds, top to bottom: the split table; per length, per font family and per degradation
+The page holds, top to bottom: the split table; per length, per number format, per font family and per degradation
 kind (where the dataset records them); the confidence section (reject curve, the threshold reaching
 99.5% accuracy on the images kept, AUROC, ECE and the reliability bins); the annotated confusion
 matrix; the training curves; and a gallery of misreads, most confident first (a confident misread
@@ -87,14 +87,16 @@ def _score_rows(table: Mapping[str, Mapping[str, Any]]) -> list[list[Any]]:
 
 
 def split_section(splits: Mapping[str, Mapping[str, Any]], report: Mapping[str, Any]) -> str:
-    """The split table, then per length, per font family and per degradation kind of the split read."""
+    """The split table, then per length, per number format (where there is more than one), per font family and
+    per degradation kind of the split read."""
     parts = ["<h2>Splits</h2>", _table(["split", "images", "seq accuracy", "CER"], _score_rows(splits))]
     lengths = report.get("per_length_accuracy") or {}
     histogram = report.get("length_histogram") or {}
     parts += ["<h2>Per length</h2>", _table(["length", "images", "seq accuracy"],
                                             [[length, histogram.get(length), accuracy] for length, accuracy in lengths.items()])]
-    for key, title in (("per_font", "Per font family"), ("per_degradation", "Per degradation kind")):
-        if report.get(key):
+    for key, title in (("per_format", "Per number format"), ("per_font", "Per font family"),
+                       ("per_degradation", "Per degradation kind")):
+        if report.get(key) and (key != "per_format" or len(report[key]) > 1):
             note = ('<p class="muted">An image counts under every degradation applied to it; "none" had none; '
                     '"heavy augment" is the share of a split drawn with data.hard_augment.</p>'
                     if key == "per_degradation" else "")
@@ -180,8 +182,9 @@ def calibration_paragraph(calibration: Optional[Mapping[str, Any]]) -> str:
 
 def confusion_section(report: Mapping[str, Any]) -> str:
     matrix = np.asarray(report["confusion_matrix"]["counts"], dtype=np.int64)
-    figure = confusion_matrix_figure(matrix, sequences=int(report["metrics"]["count"]))
-    return "<h2>Digit confusion</h2>" + _img(figure_data_uri(figure), "confusion matrix", 600)
+    figure = confusion_matrix_figure(matrix, sequences=int(report["metrics"]["count"]),
+                                     labels=report["confusion_matrix"].get("labels"))
+    return "<h2>Character confusion</h2>" + _img(figure_data_uri(figure), "confusion matrix", 600)
 
 
 def _numeric(rows: Sequence[Any], key: str) -> tuple[list[float], list[float]]:
@@ -253,7 +256,8 @@ def gallery_section(samples: ScoredSamples, groups: Mapping[str, Mapping[str, Se
         truth, predicted = samples.targets[index], samples.predictions[index]
         confidence = samples.confidences[index] if samples.confidences else None
         where = groups.get(path, {})
-        described = "; ".join(", ".join(where.get(kind, [])) for kind in ("font", "degradation") if where.get(kind))
+        described = "; ".join(", ".join(where.get(kind, [])) for kind in ("format", "font", "degradation")
+                              if where.get(kind))
         rows.append(
             f'<tr><td>{_img(original, "original") if original else "–"}</td>'
             f'<td>{_img(seen, "model input") if seen else "–"}</td>'

@@ -123,10 +123,10 @@ FORMAT_VERSION = 3  # of checkpoints and export sidecars; a new version adds its
 
 def _to_v1(stored: dict[str, Any]) -> None:
     """v0 (unversioned checkpoints): no charset meant the ten Khmer digits; no crop flags meant none."""
-    from runner.charset import charset_signature
+    from runner.charset import CHARSETS
 
     if "charset" not in stored:
-        stored["charset"] = charset_signature()
+        stored["charset"] = CHARSETS["digits"].signature()
     preprocess = stored.get("preprocess")
     if isinstance(preprocess, dict):
         preprocess.setdefault("crop", False)

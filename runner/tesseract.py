@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Optional, Sequence
 
-from runner.charset import DIGITS, to_khmer
+from runner.charset import DEFAULT_CHARSET, Charset, to_khmer
 
 
 def tesseract_command(executable: str = "tesseract") -> Optional[str]:
@@ -25,10 +25,11 @@ def tesseract_command(executable: str = "tesseract") -> Optional[str]:
     return path
 
 
-def tesseract_read(path: str, files: Sequence[Path]) -> list[str]:
-    """Digits Tesseract 5 (`-l khm --psm 7`, one text line) reads in each file, in one process.
+def tesseract_read(path: str, files: Sequence[Path], charset: Charset = DEFAULT_CHARSET) -> list[str]:
+    """The characters of `charset` Tesseract 5 (`-l khm --psm 7`, one text line) reads in each file, in one process.
 
-    Arabic digits count as the same Khmer digit; everything else it reads is dropped.
+    Where the charset has no Arabic digits (digits), they count as the same Khmer digit; everything else
+    outside the charset is dropped.
     """
     with tempfile.TemporaryDirectory() as folder:
         listing = Path(folder) / "images.txt"
@@ -37,4 +38,5 @@ def tesseract_read(path: str, files: Sequence[Path]) -> list[str]:
                                 text=True, check=True).stdout
     pages = output.split("\f")[:len(files)]  # one page per image, separated by form feeds
     pages += [""] * (len(files) - len(pages))
-    return ["".join(c for c in to_khmer(page) if c in DIGITS) for page in pages]
+    convert = to_khmer if "0" not in charset.char_to_index else str
+    return ["".join(c for c in convert(page) if c in charset.char_to_index) for page in pages]

@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from runner.charset import config_charset
 from runner.cli import hydra_output_dir, write_job_status
 from runner.data import build_data_loaders
 from runner.data.config import as_data_config
@@ -70,11 +71,12 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                      cfg.data.batch_size * world_size * cfg.trainer.accumulate_grad_batches)
         if rank == 0:
             announce_fonts(cfg.data)
+        charset = config_charset(cfg)  # the vocabulary data, model, loss, metrics and checkpoints follow
         train_loader, val_loader, extra_val_loaders = build_data_loaders(cfg.data, seed=cfg.seed, rank=rank,
-                                                                         world_size=world_size)
-        model = instantiate(cfg.model)
-        log.info("model %s (%s head): %.2fM parameters; device %s; output %s", cfg.model.name, model.head,
-                 sum(p.numel() for p in model.parameters()) / 1e6, device, output_dir)
+                                                                         world_size=world_size, charset=charset)
+        model = instantiate(cfg.model, charset=charset.name)
+        log.info("model %s (%s head, %s): %.2fM parameters; device %s; output %s", cfg.model.name, model.head,
+                 charset, sum(p.numel() for p in model.parameters()) / 1e6, device, output_dir)
         trainer = instantiate(cfg.trainer)(model=model, train_loader=train_loader, val_loader=val_loader, config=cfg,
                                            device=device, output_dir=output_dir, extra_val_loaders=extra_val_loaders,
                                            rank=rank, world_size=world_size, started_at=started)

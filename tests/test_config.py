@@ -105,7 +105,7 @@ def test_a_wrong_choice_is_refused_at_composition_listing_the_allowed_values(ove
                              "+trainer.max_epoch=...); did you mean trainer.max_epochs?"),
     ("+trainer.early_stopping.patiense=1", "did you mean trainer.early_stopping.patience?"),
     ("+model.hidden=64", "model.hidden is not an option of CTCModelConfig"),
-    ("data.max_length=100000", "data.max_length must be <= 32 digits, got 100000"),
+    ("data.max_length=100000", "data.max_length must be <= 32 characters, got 100000"),
     ("data.image_width=100000", "data.image_width must lie in data.image_height (32)..4096, got 100000"),
     ("trainer.monitor=val/bogus", "trainer.monitor must be one of val/seq_accuracy, val/char_accuracy"),
     ("model.hidden_size=1000000", "hidden_size must be an even number in 2..4096, got 1000000"),
@@ -180,3 +180,18 @@ def test_cli_errors_are_short_and_exit_nonzero(overrides, expected, tmp_path):
     assert expected in result.stderr
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 25  # hydra lists the available options
+
+
+def test_numbers_labels_of_24_characters_fit_a_ctc_model_only_as_wide_as_its_ctc_steps_need():
+    cfg = compose_config("train", ["charset=numbers", "data.max_length=24"])
+    with pytest.raises(ConfigError, match=r"model=ctc_small: data.image_width is 128.*set data.image_width >= 196"):
+        validate(cfg)
+    validate(compose_config("train", ["charset=numbers", "data.max_length=24", "data.image_width=196"]))
+    validate(compose_config("train", ["charset=numbers", "data.max_length=24", "model=small", "loss=crossentropy"]))
+
+
+def test_focal_alpha_is_sized_by_the_runs_charset():
+    numbers = ["loss=focal", "charset=numbers"]
+    validate(compose_config("train", [*numbers, f"loss.alpha=[{','.join(['1.0'] * 30)}]"]))  # one per character
+    with pytest.raises(ConfigError, match=r"loss.alpha=.* must be 30 non-negative weights .*charset 'numbers'.* or 34"):
+        validate(compose_config("train", [*numbers, f"loss.alpha=[{','.join(['1.0'] * 10)}]"]))

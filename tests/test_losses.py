@@ -2,10 +2,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from runner.charset import BLANK, EOS, PAD, SOS, VOCAB_SIZE
+from runner.charset import BLANK, CHARSETS, EOS, PAD, SOS
 from runner.errors import ConfigError
 from runner.losses import OCRLoss
 from runner.models import create_model
+
+DIGITS_CHARSET = CHARSETS["digits"]
 
 D = 4  # token id of the digit ០; digit k is D + k
 
@@ -22,7 +24,7 @@ def batch() -> dict:
 
 
 def attention_logits(seed: int = 0) -> torch.Tensor:
-    return torch.randn(3, 4, VOCAB_SIZE, generator=torch.Generator().manual_seed(seed))
+    return torch.randn(3, 4, DIGITS_CHARSET.vocab_size, generator=torch.Generator().manual_seed(seed))
 
 
 def bound(name: str, head: str, **kwargs) -> OCRLoss:
@@ -62,7 +64,7 @@ def test_focal_down_weights_easy_tokens_and_applies_alpha(batch):
 
 
 def test_ctc_matches_torch_ctc_loss(batch):
-    logits = torch.randn(3, 12, VOCAB_SIZE, generator=torch.Generator().manual_seed(3))
+    logits = torch.randn(3, 12, DIGITS_CHARSET.vocab_size, generator=torch.Generator().manual_seed(3))
     expected = F.ctc_loss(
         logits.log_softmax(-1).transpose(0, 1),
         torch.tensor([D, D + 1, D + 2, D + 3, D + 4, D + 4]),
@@ -74,13 +76,13 @@ def test_ctc_matches_torch_ctc_loss(batch):
 
 
 def test_focal_ctc_with_gamma_zero_equals_ctc(batch):
-    logits = torch.randn(3, 12, VOCAB_SIZE, generator=torch.Generator().manual_seed(4))
+    logits = torch.randn(3, 12, DIGITS_CHARSET.vocab_size, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(bound("focal", "ctc", gamma=0.0)(logits, batch), bound("ctc", "ctc")(logits, batch))
     assert bound("focal", "ctc", gamma=2.0)(logits, batch) <= bound("ctc", "ctc")(logits, batch)
 
 
 def test_ctc_zero_infinity_handles_impossible_alignment(batch):
-    logits = torch.randn(3, 2, VOCAB_SIZE, requires_grad=True)  # 2 steps cannot hold ០១២ or ៤_៤
+    logits = torch.randn(3, 2, DIGITS_CHARSET.vocab_size, requires_grad=True)  # 2 steps cannot hold ០១២ or ៤_៤
     loss = bound("ctc", "ctc")(logits, batch)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()

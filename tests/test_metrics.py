@@ -3,13 +3,15 @@ import math
 import pytest
 import torch
 
-from runner.charset import EOS, PAD, SOS, encode
+from runner.charset import CHARSETS, EOS, PAD, SOS
 from runner.metrics import (
     OCRMetrics,
     calculate_character_accuracy,
     calculate_sequence_accuracy,
     normalized_edit_distance,
 )
+
+DIGITS_CHARSET = CHARSETS["digits"]
 
 # Khmer digits by value, so cases read like numbers: K("123") == "១២៣".
 K = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
@@ -96,8 +98,8 @@ def test_merged_per_rank_states_equal_one_pass_over_everything():
 
 
 def test_seed_functions_accept_strings_and_token_tensors():
-    truth = torch.tensor([[SOS, *encode(k("12")), EOS, PAD], [SOS, *encode(k("305")), EOS]])
-    predicted = torch.tensor([[*encode(k("12")), EOS, PAD, PAD], [*encode(k("35")), EOS, PAD, PAD]])
+    truth = torch.tensor([[SOS, *DIGITS_CHARSET.encode(k("12")), EOS, PAD], [SOS, *DIGITS_CHARSET.encode(k("305")), EOS]])
+    predicted = torch.tensor([[*DIGITS_CHARSET.encode(k("12")), EOS, PAD, PAD], [*DIGITS_CHARSET.encode(k("35")), EOS, PAD, PAD]])
     assert calculate_sequence_accuracy(predicted, truth) == 0.5
     assert calculate_character_accuracy(predicted, truth) == pytest.approx(4 / 5)
     assert calculate_character_accuracy([k("12"), k("35")], [k("12"), k("305")]) == pytest.approx(4 / 5)
@@ -116,3 +118,23 @@ def test_plot_confusion_matrix_writes_png(tmp_path):
     metrics.update([k("1283"), k("45")], [k("1234"), k("456")])
     path = metrics.plot_confusion_matrix(tmp_path / "plots" / "confusion.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_metrics_over_the_numbers_charset_have_a_class_per_character():
+    numbers = CHARSETS["numbers"]
+    metrics = OCRMetrics(numbers)
+    assert metrics.class_labels == tuple(numbers.chars) + ("∅",) and metrics.confusion.shape == (31, 31)
+    metrics.update(["១,៥០០", "$5"], ["១.៥០០", "$5"])
+    matrix = metrics.confusion_matrix()
+    comma, dot = numbers.chars.index(","), numbers.chars.index(".")
+    assert matrix[dot, comma] == 1 and metrics.per_class_accuracy()["$"] == 1.0
+    assert metrics.most_confused(1) == [{"truth": ".", "prediction": ",", "count": 1}]
+    ids = torch.tensor([[SOS, *numbers.encode("១,៥"), EOS, PAD]])
+    assert OCRMetrics("numbers").update(ids, ids)["seq_accuracy"] == 1.0  # token ids decoded with the charset
+
+
+def test_the_seeds_idx_to_char_mapping_is_accepted():
+    metrics = OCRMetrics({4 + i: char for i, char in enumerate("០១២៣៤៥៦៧៨៩")})
+    assert metrics.class_labels == OCRMetrics().class_labels
+    metrics.update([DIGITS_CHARSET.encode("១២") + [EOS]], [DIGITS_CHARSET.encode("១២")])
+    assert metrics.compute()["seq_accuracy"] == 1.0

@@ -36,7 +36,7 @@ def cropping_checkpoint(tmp_path_factory) -> Path:
 
 def expected(predictor, images) -> list[tuple[str, float]]:
     """What the torch predictor reads in each image alone."""
-    return [(texts[0], confidences[0]) for texts, confidences in
+    return [(texts[0], confidences[0]) for texts, confidences, _ in
             (predictor.predict(preprocess_image(image, predictor.height, predictor.width,
                                                 predictor.text_crop).unsqueeze(0)) for image in images)]
 
@@ -85,6 +85,23 @@ def test_value_is_the_text_in_ascii_digits(onnx_reader, images):
     from runner.charset import to_arabic
 
     assert to_arabic("១២៣") == "123" and to_arabic("០៩") == "09"
+
+
+def test_a_reading_has_one_confidence_per_character(onnx_reader, checkpoint, images):
+    for reader in (onnx_reader, Reader(checkpoint)):
+        for reading in reader.read(images):
+            assert isinstance(reading.char_confidences, tuple) and len(reading.char_confidences) == len(reading.text)
+            assert all(0.0 < c <= 1.0 for c in reading.char_confidences)
+
+
+def test_a_numbers_model_reads_with_its_own_charset_and_value_keeps_the_separators(tmp_path, images):
+    from runner.charset import CHARSETS
+
+    reader = Reader(save_checkpoint(tmp_path / "numbers.pt", "ctc_small", seed=5, charset="numbers"))
+    assert reader.model.charset is CHARSETS["numbers"]
+    for reading in reader.read(images):
+        assert set(reading.text) <= set(CHARSETS["numbers"].chars) and reading.value == CHARSETS["numbers"].value(reading.text)
+        assert len(reading.char_confidences) == len(reading.text)
 
 
 @pytest.mark.parametrize("bad, problem", [

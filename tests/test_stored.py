@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from runner.charset import charset_signature
+from runner.charset import CHARSETS
 from runner.config import compose_config
 from runner.data.config import as_data_config
 from runner.data.generate import data_fonts, dataset_cache_key
@@ -117,7 +117,7 @@ def sidecar_model(folder: Path, config: dict) -> Path:
     """model.onnx (not even ONNX) with a model.onnx.json sidecar whose model config is `config`."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "model.onnx").write_bytes(b"not an onnx graph")
-    metadata = {"format": "khmer-digits-ocr.export", "charset": charset_signature(),
+    metadata = {"format": "khmer-digits-ocr.export", "charset": CHARSETS["digits"].signature(),
                 "model": {"name": "ctc_small", "head": "ctc", "config": config},
                 "preprocess": {"height": 32, "width": 128, "crop": True, "text_crop": True}, "max_length": 8}
     (folder / "model.onnx.json").write_text(json.dumps(metadata), encoding="utf-8")
@@ -223,9 +223,9 @@ def good_checkpoint(tmp: Path, sentinel: Path) -> Path:
 
 def predictions_written(tmp: Path, sentinel: Path) -> None:
     header, *lines = (tmp / "predictions.tsv").read_text(encoding="utf-8").splitlines()
-    assert header == "path\ttext\tconfidence"
+    assert header == "path\ttext\tvalue\tconfidence\tchar_confidences"
     assert [line.split("\t")[0] for line in lines] == ["0.png", "1.png", "huge.png"]
-    assert lines[2].endswith("\t\t0.0000")  # the unreadable file's line: no text, confidence 0
+    assert lines[2].endswith("\t\t\t0.0000\t")  # the unreadable file's line: no text, confidence 0
 
 
 def disk_full_at_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -340,7 +340,7 @@ CASES: dict[str, Case] = {
                                             "trainer.monitor must be one of"),
     "train: CTC width too narrow": Case(train_with("data.image_width=64"), "which gives 16 CTC time steps"),
     "train: absurd label length": Case(train_with("data.max_length=100000"),
-                                       "data.max_length must be <= 32 digits, got 100000"),
+                                       "data.max_length must be <= 32 characters, got 100000"),
     "train: absurd dataset size": Case(train_with("data.train_size=1000000000"),
                                        "data.train_size must be <= 10,000,000"),
     # --- data files

@@ -175,7 +175,8 @@ class DataConfig:
     hard_val_size: int = help_field("Size of each extra split val_hard, val_unseen_fonts and val_hard_unseen_fonts "
                                "(0 disables them).", 1000)
     min_length: int = help_field("Fewest digits in a rendered label.", 1)
-    max_length: int = help_field("Most digits in a label; targets are padded to max_length + 2.", 8)
+    max_length: int = help_field("Most characters in a label (up to MAX_LABEL_LENGTH=32; charset=numbers needs ~20); "
+                                 "targets are padded to max_length + 2.", 8)
     formats: Dict[str, float] = help_field(
         "Which kinds of number the generator writes, {format: weight}: digits (bare digit runs of "
         "min_length..max_length), price (១២,៥០០៛, $១២.៥០), decimal, date (dd/mm/yyyy), time (hh:mm), phone "
@@ -232,8 +233,8 @@ class DataConfig:
         require(self.min_length <= self.max_length, f"{prefix}.min_length",
                f"must be <= data.max_length ({self.max_length})", self.min_length)
         # upper bounds: far above any sensible run, low enough that a typo fails now instead of hanging later
-        require(self.max_length <= MAX_LABEL_LENGTH, f"{prefix}.max_length", f"must be <= {MAX_LABEL_LENGTH} digits",
-                self.max_length)
+        require(self.max_length <= MAX_LABEL_LENGTH, f"{prefix}.max_length",
+                f"must be <= {MAX_LABEL_LENGTH} characters", self.max_length)
         for key in ("train_size", "val_size", "hard_val_size"):
             require(getattr(self, key) <= MAX_SPLIT_SIZE, f"{prefix}.{key}", f"must be <= {MAX_SPLIT_SIZE:,}",
                     getattr(self, key))

@@ -1,4 +1,8 @@
-"""Datasets of labelled image files (a generated dataset's splits, a folder with labels.tsv) and their memory cache."""
+"""Datasets of labelled image files (a generated dataset's splits, a folder with labels.tsv) and their memory cache.
+
+Every label is checked against the run's charset when the dataset is opened: a label with a character outside
+it is a DataError naming the file, the line (or split and position) and the characters, never a skipped sample.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from runner.charset import validate_text
+from runner.charset import Charset, as_charset
 from runner.data import pixel_store
 from runner.data.generate import METADATA_FILE, read_metadata
 from runner.data.preprocess import content_widths, fitted_size, load_image, preprocess_image_uint8, uint8_to_tensor
@@ -154,7 +158,9 @@ class KhmerDigitsDataset(ImageListDataset):
 
     def __init__(self, metadata_path: Union[str, Path], split: str = "train", image_height: int = 32,
                  image_width: int = 128, max_length: int = 8, cache_in_memory: bool = True,
-                 metadata: Optional[dict[str, Any]] = None, text_crop: bool = False):
+                 metadata: Optional[dict[str, Any]] = None, text_crop: bool = False,
+                 charset: Charset | str | None = None):
+        charset = as_charset(charset)
         metadata_path = Path(metadata_path)
         if metadata_path.is_dir():
             metadata_path = metadata_path / METADATA_FILE
@@ -180,7 +186,7 @@ class KhmerDigitsDataset(ImageListDataset):
             if Path(entry["image"]).is_absolute() or not image.is_relative_to(Path(os.path.normpath(root))):
                 raise DataError(f"{source}: image {entry['image']!r} lies outside {root}; a dataset names only its "
                                 f"own files. Regenerate the dataset.")
-            items.append((image, validate_text(entry["label"], source, max_length)))
+            items.append((image, charset.validate_text(entry["label"], source, max_length)))
             where.append(source)
         _check_files_exist(items, where)
         super().__init__(items, image_height, image_width, cache_in_memory, source=f"{metadata_path} [{split}]",
@@ -195,12 +201,15 @@ class KhmerDigitsDataset(ImageListDataset):
                                 self.image_width, self.text_crop)
 
 
-def read_labels_tsv(path: Union[str, Path], max_length: int = 8) -> list[tuple[Path, str]]:
+def read_labels_tsv(path: Union[str, Path], max_length: int = 8,
+                    charset: Charset | str | None = None) -> list[tuple[Path, str]]:
     """(image path, label) pairs of a `file<TAB>text` labels file; paths are relative to its folder.
 
     Blank lines and lines starting with '#' are skipped, and so is a first line `file<TAB>text`
-    (a header). Labels must be Khmer digits: Arabic digits are rejected, not converted.
+    (a header). Labels must be characters of `charset` (default digits: Khmer digits only, Arabic
+    digits are rejected, not converted); DataError naming the line and the characters otherwise.
     """
+    charset = as_charset(charset)
     path = Path(path)
     if not path.is_file():
         raise DataError(f"labels file {path} does not exist; create it with one `image-file<TAB>khmer-digits` "
@@ -230,7 +239,7 @@ def read_labels_tsv(path: Union[str, Path], max_length: int = 8) -> list[tuple[P
                 raise DataError(f"{source}: {file} is already listed on line {first_line[str(image)]}; every image "
                                 f"appears once. Remove one of the two lines.")
             first_line[str(image)] = number
-            items.append((image, validate_text(text, source, max_length)))
+            items.append((image, charset.validate_text(text, source, max_length)))
             where.append(source)
     if not items:
         raise DataError(f"labels file {path} lists no images; add `image-file<TAB>khmer-digits` lines.")
@@ -243,12 +252,13 @@ class LabeledFolderDataset(ImageListDataset):
 
     def __init__(self, root: Union[str, Path], labels_file: str = "labels.tsv", max_length: int = 8,
                  image_height: int = 32, image_width: int = 128, cache_in_memory: bool = True,
-                 indices: Optional[Sequence[int]] = None, text_crop: bool = False):
+                 indices: Optional[Sequence[int]] = None, text_crop: bool = False,
+                 charset: Charset | str | None = None):
         root = Path(root)
         if not root.is_dir():
             raise DataError(f"data folder {root} does not exist; set data.dir to a folder of images with a "
                             f"{labels_file}.")
-        items = read_labels_tsv(root / labels_file, max_length)
+        items = read_labels_tsv(root / labels_file, max_length, charset)
         if indices is not None:
             items = [items[i] for i in indices]
         super().__init__(items, image_height, image_width, cache_in_memory, source=f"{root / labels_file}",

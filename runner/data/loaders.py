@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, SequentialSampler
 
-from runner.charset import EOS, PAD, SOS, encode
+from runner.charset import EOS, PAD, SOS, Charset, as_charset
 from runner.data.config import DataConfig, as_data_config, data_seed
 from runner.data.datasets import ImageListDataset, Sample
 from runner.data.onthefly import OnTheFlyDataset
@@ -24,25 +24,28 @@ from runner.errors import DataError
 TrainerLoaders = tuple[DataLoader, DataLoader, dict[str, DataLoader]]  # train, val, the other val_* splits by name
 
 
-def collate_batch(samples: Sequence[Sample], max_length: int = 8, bucketing: bool = False) -> dict[str, Any]:
+def collate_batch(samples: Sequence[Sample], max_length: int = 8, bucketing: bool = False,
+                  charset: Charset | str | None = None) -> dict[str, Any]:
     """Stack samples ({"image": float32 [1, H, W], "text": str, "path": str}, what every dataset
     yields) into THE batch every model, loss and metric reads:
 
         images          float32 [B, 1, H, W]      preprocess_image output (0 = background, 1 = ink)
-        targets         int64   [B, max_length+2] SOS, digit ids..., EOS, then PAD
-        target_lengths  int64   [B]               number of digits (CTC labels are targets[:, 1:1+len])
+        targets         int64   [B, max_length+2] SOS, character ids..., EOS, then PAD
+        target_lengths  int64   [B]               number of characters (CTC labels are targets[:, 1:1+len])
         texts           list[str]
         paths           list[str]                 image file, or "" for on-the-fly samples
 
+    Texts are encoded with `charset` (the run's; default digits): a character outside it is a DataError.
     `bucketing` (data.bucketing) cuts the padding columns no image of the batch needs (`crop_to_content`):
     W is then at most image_width and varies from batch to batch.
     """
+    charset = as_charset(charset)
     rows, lengths = [], []  # plain lists, one tensor each at the end: cheaper than a tensor write per row
     for sample in samples:
-        ids = encode(sample["text"], sample["path"] or "rendered sample")
+        ids = charset.encode(sample["text"], sample["path"] or "rendered sample")
         if len(ids) > max_length:
-            raise DataError(f"{sample['path'] or 'rendered sample'}: label {sample['text']!r} has {len(ids)} digits, "
-                            f"more than max_length={max_length}; raise data.max_length.")
+            raise DataError(f"{sample['path'] or 'rendered sample'}: label {sample['text']!r} has {len(ids)} "
+                            f"characters, more than max_length={max_length}; raise data.max_length.")
         rows.append([SOS, *ids, EOS] + [PAD] * (max_length - len(ids)))
         lengths.append(len(ids))
     images = torch.stack([sample["image"] for sample in samples])
@@ -61,7 +64,7 @@ def seed_worker(worker_id: int) -> None:
 
 def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: int = 0, seed: int = 0,
                 rank: int = 0, world_size: int = 1, pin_memory: bool = False, max_length: int = 8,
-                drop_last: bool = False, bucketing: bool = False) -> DataLoader:
+                drop_last: bool = False, bucketing: bool = False, charset: Charset | str | None = None) -> DataLoader:
     """A DataLoader with the batch contract, seeded shuffling and (world_size > 1) a DistributedSampler.
 
     Shuffled generated data uses a DistributedSampler even in one process: its permutation depends
@@ -69,9 +72,9 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
     process with batch N*b — the property that makes a DDP run comparable to a single-process run.
     `bucketing` crops every batch to its widest image and, for image files, batches similar widths
     (`WidthBucketBatchSampler`, which keeps that property for the samples; each rank crops its own
-    share).
+    share). Batches encode their texts with `charset` (default digits).
     """
-    collate = functools.partial(collate_batch, max_length=max_length, bucketing=bucketing)
+    collate = functools.partial(collate_batch, max_length=max_length, bucketing=bucketing, charset=as_charset(charset))
     # Every loader owns its generator: starting an epoch's iterator draws the workers' base seed from it,
     # which would otherwise advance the global RNG (dropout's), so a resumed epoch would differ.
     generator = torch.Generator().manual_seed(seed)
@@ -107,14 +110,14 @@ def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
 
 def split_loaders(datasets: dict[str, Dataset], kind: str, batch_size: int, num_workers: int = 0, seed: int = 0,
                   rank: int = 0, world_size: int = 1, pin_memory: bool = False, max_length: int = 8,
-                  bucketing: bool = False) -> TrainerLoaders:
+                  bucketing: bool = False, charset: Charset | str | None = None) -> TrainerLoaders:
     """(train_loader, val_loader, {split: loader} of the other splits) over a run's datasets by split name;
     only train is shuffled."""
     for required in ("train", "val"):
         if required not in datasets:
             raise DataError(f"the {kind} dataset has no {required!r} split; its splits are {list(datasets)}.")
     loaders = {name: make_loader(dataset, batch_size, name == "train", num_workers, seed, rank, world_size,
-                                 pin_memory, max_length, bucketing=bucketing)
+                                 pin_memory, max_length, bucketing=bucketing, charset=charset)
                for name, dataset in datasets.items()}
     train, val = loaders.pop("train"), loaders.pop("val")
     return train, val, loaders
@@ -124,7 +127,7 @@ def create_data_loaders(metadata_path: Union[str, Path], batch_size: int = 32, n
                         image_height: int = 32, image_width: int = 128, max_length: int = 8, seed: int = 0,
                         rank: int = 0, world_size: int = 1, pin_memory: bool = False,
                         cache_in_memory: bool = True, bucketing: bool = True, text_crop: bool = True,
-                        extra_val: bool = False, run_cache: bool = False
+                        extra_val: bool = False, run_cache: bool = False, charset: Charset | str | None = None
                         ) -> Union[tuple[DataLoader, DataLoader], TrainerLoaders]:
     """(train_loader, val_loader) over the train and val splits of a generated dataset.
 
@@ -133,15 +136,16 @@ def create_data_loaders(metadata_path: Union[str, Path], batch_size: int = 32, n
     `run_cache` marks the dataset as the run's cache (see `generated_datasets`).
     """
     datasets = generated_datasets(metadata_path, None if extra_val else ("train", "val"), image_height, image_width,
-                                  max_length, cache_in_memory, text_crop, run_cache)
+                                  max_length, cache_in_memory, text_crop, run_cache, charset)
     train, val, extras = split_loaders(datasets, "generated", batch_size, num_workers, seed, rank, world_size,
-                                       pin_memory, max_length, bucketing)
+                                       pin_memory, max_length, bucketing, charset)
     return (train, val, extras) if extra_val else (train, val)
 
 
-def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank: int = 0, world_size: int = 1
-                       ) -> TrainerLoaders:
-    """(train_loader, val_loader, extra_val_loaders) for the trainer; extras are the other val_* splits.
+def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank: int = 0, world_size: int = 1,
+                       charset: Charset | str | None = None) -> TrainerLoaders:
+    """(train_loader, val_loader, extra_val_loaders) for the trainer; extras are the other val_* splits. Labels
+    are checked against and encoded with `charset` (the run's cfg.charset; default digits).
 
     A generated dataset's loaders are `create_data_loaders`'; `seed` (the run's) orders the batches,
     and the data comes from `data_seed` of it.
@@ -149,9 +153,9 @@ def build_data_loaders(data_cfg: Union[DataConfig, DictConfig], seed: int, rank:
     cfg = as_data_config(data_cfg)
     loading = dict(batch_size=cfg.batch_size, num_workers=cfg.num_workers, seed=seed, rank=rank,
                    world_size=world_size, pin_memory=cfg.pin_memory, max_length=cfg.max_length,
-                   bucketing=cfg.bucketing)
+                   bucketing=cfg.bucketing, charset=as_charset(charset))
     if cfg.kind == "generated":
         return create_data_loaders(generated_metadata(cfg, data_seed(cfg, seed), rank), image_height=cfg.image_height,
                                    image_width=cfg.image_width, cache_in_memory=cfg.cache_in_memory,
                                    text_crop=cfg.text_crop, extra_val=True, run_cache=not cfg.dir, **loading)
-    return split_loaders(build_datasets(cfg, data_seed(cfg, seed), rank), cfg.kind, **loading)
+    return split_loaders(build_datasets(cfg, data_seed(cfg, seed), rank, loading["charset"]), cfg.kind, **loading)

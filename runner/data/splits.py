@@ -8,6 +8,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 from torch.utils.data import Dataset
 
+from runner.charset import Charset
 from runner.data.config import DataConfig
 from runner.data.datasets import KhmerDigitsDataset, LabeledFolderDataset, read_labels_tsv
 from runner.data.generate import (METADATA_FILE, data_fonts, ensure_generated_dataset, plan_splits, read_metadata,
@@ -23,15 +24,17 @@ def generated_metadata(cfg: DataConfig, seed: int, rank: int = 0) -> Path:
 
 def generated_datasets(metadata_path: Union[str, Path], splits: Optional[Sequence[str]] = None, image_height: int = 32,
                        image_width: int = 128, max_length: int = 8, cache_in_memory: bool = True,
-                       text_crop: bool = False, run_cache: bool = False) -> dict[str, KhmerDigitsDataset]:
-    """`splits` (default: every split it lists) of a generated dataset. With `run_cache` the dataset is
-    this run's cache (data.dir=null), so an error opening it also says how to regenerate it."""
+                       text_crop: bool = False, run_cache: bool = False, charset: Charset | str | None = None
+                       ) -> dict[str, KhmerDigitsDataset]:
+    """`splits` (default: every split it lists) of a generated dataset, labels checked against `charset`. With
+    `run_cache` the dataset is this run's cache (data.dir=null), so an error opening it also says how to
+    regenerate it."""
     try:
         metadata = read_metadata(metadata_path)  # parsed once for every split
         if splits is None:
             splits = [key for key, value in metadata.items() if isinstance(value, list)]
         return {split: KhmerDigitsDataset(metadata_path, split, image_height, image_width, max_length, cache_in_memory,
-                                          metadata, text_crop) for split in splits}
+                                          metadata, text_crop, charset) for split in splits}
     except DataError as error:
         if not run_cache:
             raise
@@ -39,14 +42,16 @@ def generated_datasets(metadata_path: Union[str, Path], splits: Optional[Sequenc
                         f"run again to regenerate it.") from error
 
 
-def folder_datasets(cfg: DataConfig, seed: int) -> tuple[LabeledFolderDataset, LabeledFolderDataset]:
+def folder_datasets(cfg: DataConfig, seed: int, charset: Charset | str | None = None
+                    ) -> tuple[LabeledFolderDataset, LabeledFolderDataset]:
     """(train, val) from data.dir, with val from data.val_dir or a seeded data.val_fraction of the files."""
     root = resolve_path(cfg.dir)
     common = dict(labels_file=cfg.labels_file, max_length=cfg.max_length, image_height=cfg.image_height,
-                  image_width=cfg.image_width, cache_in_memory=cfg.cache_in_memory, text_crop=cfg.text_crop)
+                  image_width=cfg.image_width, cache_in_memory=cfg.cache_in_memory, text_crop=cfg.text_crop,
+                  charset=charset)
     if cfg.val_dir:
         return LabeledFolderDataset(root, **common), LabeledFolderDataset(resolve_path(cfg.val_dir), **common)
-    total = len(read_labels_tsv(root / cfg.labels_file, cfg.max_length))
+    total = len(read_labels_tsv(root / cfg.labels_file, cfg.max_length, charset))
     val_count = int(round(total * cfg.val_fraction))
     if cfg.val_fraction > 0:
         val_count = max(1, val_count)
@@ -60,11 +65,13 @@ def folder_datasets(cfg: DataConfig, seed: int) -> tuple[LabeledFolderDataset, L
             LabeledFolderDataset(root, indices=val_indices, **common))
 
 
-def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Dataset]:
+def build_datasets(cfg: DataConfig, seed: int, rank: int = 0, charset: Charset | str | None = None
+                   ) -> dict[str, Dataset]:
     """Every split for `cfg.kind`: train, val and, where available, the extra val_* splits. `seed` is the
-    data's (`runner.data.config.data_seed`)."""
+    data's (`runner.data.config.data_seed`); labels of image files are checked against `charset` (rendered
+    ones when a batch encodes them)."""
     if cfg.kind == "folder":
-        train, val = folder_datasets(cfg, seed)
+        train, val = folder_datasets(cfg, seed, charset)
         return {"train": train, "val": val}
     if cfg.kind == "onthefly":
         datasets: dict[str, Dataset] = {}
@@ -77,4 +84,5 @@ def build_datasets(cfg: DataConfig, seed: int, rank: int = 0) -> dict[str, Datas
                                                   ascii_digits=cfg.ascii_digits)
         return datasets
     return generated_datasets(generated_metadata(cfg, seed, rank), None, cfg.image_height, cfg.image_width,
-                              cfg.max_length, cfg.cache_in_memory, cfg.text_crop, run_cache=not cfg.dir)
+                              cfg.max_length, cfg.cache_in_memory, cfg.text_crop, run_cache=not cfg.dir,
+                              charset=charset)

@@ -1,7 +1,12 @@
-"""Evaluation: which data a model is scored on, the scoring pass, and the report it writes."""
+"""Evaluation: which data a model is scored on, the scoring pass, and the report it writes.
+
+A model is scored with the charset stored with it: a dataset whose labels hold characters outside it is a
+DataError naming the dataset, the characters and the model's charset.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -10,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from runner.charset import Charset, LabelOutsideCharset
 from runner.config import TrainingConfig
 from runner.data.config import DataConfig, as_data_config, data_seed
 from runner.data.datasets import KhmerDigitsDataset, LabeledFolderDataset
@@ -17,6 +23,7 @@ from runner.data.generate import resolve_path
 from runner.data.loaders import make_loader
 from runner.data.splits import build_datasets
 from runner.errors import CheckpointError, DataError
+from runner.inference.formats import format_char_confidences
 from runner.inference.predictors import Predictor
 from runner.metrics import OCRMetrics, ScoredSamples, metrics_report
 from runner.outputs import write_text_atomic
@@ -70,23 +77,45 @@ def evaluation_seed(predictor: Predictor, data: DataConfig, seed: Optional[int] 
     return data_seed(data, trained if trained is not None else TrainingConfig.seed)
 
 
+@contextlib.contextmanager
+def labels_the_model_reads(model: str, charset: Optional[Charset]):
+    """Turn a label outside `charset` into a DataError that also names the model and its charset."""
+    try:
+        yield
+    except LabelOutsideCharset as error:
+        if charset is None:
+            raise
+        other = f"a model trained with charset={error.fits[0]}" if error.fits else "a model of another charset"
+        raise DataError(f"the dataset does not fit the model {model}, which reads {charset}: {error.problem}. "
+                        f"Evaluate it on data labelled in its charset, or evaluate {other}.") from None
+
+
 def evaluation_dataset(data: DataConfig, split: str, seed: int, metadata: Optional[str] = None,
-                       whole_folder: bool = False) -> tuple[torch.utils.data.Dataset, str]:
-    """(dataset, description) of the split to evaluate.
+                       whole_folder: bool = False, charset: Optional[Charset] = None, model: str = "model"
+                       ) -> tuple[torch.utils.data.Dataset, str]:
+    """(dataset, description) of the split to evaluate, its labels checked against `charset` (the charset of
+    `model`, the model to be evaluated; default digits).
 
     `metadata` names a generated dataset directly; `whole_folder` reads every image of a labelled
     folder (a user's test set) instead of the seeded val/train split training made of it.
     """
+    with labels_the_model_reads(model, charset):
+        return _evaluation_dataset(data, split, seed, metadata, whole_folder, charset)
+
+
+def _evaluation_dataset(data: DataConfig, split: str, seed: int, metadata: Optional[str], whole_folder: bool,
+                        charset: Optional[Charset]) -> tuple[torch.utils.data.Dataset, str]:
     if metadata:
         # a folder or a missing file is handled (and explained) by the dataset's own metadata reader
         dataset = KhmerDigitsDataset(resolve_path(metadata), split, data.image_height, data.image_width, data.max_length,
-                                     cache_in_memory=False, text_crop=data.text_crop)
+                                     cache_in_memory=False, text_crop=data.text_crop, charset=charset)
         return dataset, f"{dataset.metadata_path} [{split}]"
     if data.kind == "folder" and whole_folder:
         dataset = LabeledFolderDataset(resolve_path(data.dir), data.labels_file, data.max_length, data.image_height,
-                                       data.image_width, cache_in_memory=False, text_crop=data.text_crop)
+                                       data.image_width, cache_in_memory=False, text_crop=data.text_crop,
+                                       charset=charset)
         return dataset, f"{resolve_path(data.dir) / data.labels_file} (all images)"
-    datasets = build_datasets(data, seed)
+    datasets = build_datasets(data, seed, charset=charset)
     if split not in datasets:
         raise DataError(f"split={split} does not exist in this {data.kind} dataset; it has {sorted(datasets)}. "
                         f"Pick one with split=... .")
@@ -97,24 +126,26 @@ def evaluation_dataset(data: DataConfig, split: str, seed: int, metadata: Option
 
 def read_dataset(predictor: Predictor, dataset: torch.utils.data.Dataset, batch_size: int = 64,
                  num_workers: int = 0, max_length: int = 8) -> ScoredSamples:
-    """Run `predictor` over `dataset` (already preprocessed at the predictor's size): what it read, per image."""
+    """Run `predictor` over `dataset` (already preprocessed at the predictor's size): what it read, per image.
+    Labels are encoded with the predictor's charset (a rendered one outside it is a DataError naming the model)."""
     if tuple(dataset[0]["image"].shape) != (1, predictor.height, predictor.width):
         raise DataError(f"the dataset yields images of shape {list(dataset[0]['image'].shape)}, but "
                         f"{predictor.source} reads [1, {predictor.height}, {predictor.width}].")
     samples = ScoredSamples()
     # A cropping model reads width-sorted batches, as in validation during training.
     loader = make_loader(dataset, batch_size, shuffle=False, num_workers=num_workers, max_length=max_length,
-                         bucketing=predictor.bucketing)
-    for batch in progress(loader, len(loader), "evaluating", "batches"):
-        texts, confidences = predictor.predict(batch["images"])
-        samples.extend(texts, list(batch["texts"]), list(batch["paths"]), list(confidences))
+                         bucketing=predictor.bucketing, charset=predictor.charset)
+    with labels_the_model_reads(str(predictor.source), predictor.charset):
+        for batch in progress(loader, len(loader), "evaluating", "batches"):
+            texts, confidences, char_confidences = predictor.predict(batch["images"])
+            samples.extend(texts, list(batch["texts"]), list(batch["paths"]), list(confidences), char_confidences)
     return samples
 
 
 def evaluate_dataset(predictor: Predictor, dataset: torch.utils.data.Dataset, batch_size: int = 64,
                      worst_k: int = 50, num_workers: int = 0, max_length: int = 8) -> OCRMetrics:
-    """Run `predictor` over `dataset` and score it."""
-    return read_dataset(predictor, dataset, batch_size, num_workers, max_length).scored(worst_k)
+    """Run `predictor` over `dataset` and score it (over the predictor's charset)."""
+    return read_dataset(predictor, dataset, batch_size, num_workers, max_length).scored(worst_k, predictor.charset)
 
 
 def format_report_table(report: dict[str, Any]) -> str:
@@ -127,7 +158,7 @@ def format_report_table(report: dict[str, Any]) -> str:
     lines += ["", f"{'length':<8}{'samples':>9}{'seq_acc':>10}", "-" * 27]
     for length, accuracy in report["per_length_accuracy"].items():
         lines.append(f"{length:<8}{report['length_histogram'][length]:>9d}{accuracy:>10.4f}")
-    lines += ["", f"{'digit':<8}{'char_acc':>10}", "-" * 18]
+    lines += ["", f"{'char':<8}{'char_acc':>10}", "-" * 18]
     for position, (digit, accuracy) in enumerate(report["per_class_accuracy"].items()):
         shown = "-" if accuracy is None else f"{accuracy:.4f}"
         lines.append(f"{digit} ({position})".ljust(8) + f"{shown:>10}")
@@ -144,9 +175,10 @@ def write_evaluation(metrics: OCRMetrics, output_dir: Path, context: dict[str, A
     write_text_atomic(paths["metrics"], json.dumps(report, indent=2, ensure_ascii=False))
     metrics.plot_confusion_matrix(paths["confusion_matrix"])
     with open(paths["worst_errors"], "w", encoding="utf-8") as handle:
-        handle.write("path\ttruth\tprediction\tconfidence\tedit_distance\n")
+        handle.write("path\ttruth\tprediction\tvalue\tconfidence\tchar_confidences\tedit_distance\n")
         for example in metrics.error_analysis()["worst_examples"]:
             confidence = "" if example["confidence"] is None else f"{example['confidence']:.4f}"
-            handle.write(f"{example['path'] or ''}\t{example['truth']}\t{example['prediction']}\t{confidence}\t"
-                         f"{example['distance']}\n")
+            handle.write(f"{example['path'] or ''}\t{example['truth']}\t{example['prediction']}\t"
+                         f"{example.get('value', '')}\t{confidence}\t"
+                         f"{format_char_confidences(example.get('char_confidences'))}\t{example['distance']}\n")
     return paths

@@ -13,13 +13,14 @@ import glob
 import logging
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Sequence
 
 import torch
 from PIL import Image
 
+from runner.charset import Charset
 from runner.data.generate import resolve_path
 from runner.data.preprocess import content_width, load_image
 from runner.errors import DataError
@@ -47,6 +48,12 @@ class Prediction:
     text: str  # empty for an unreadable file
     confidence: float  # 0.0 for an unreadable file
     error: Optional[str] = None
+    char_confidences: list[float] = field(default_factory=list)  # one per character of `text`
+
+    @property
+    def value(self) -> str:
+        """The text with Khmer digits as ASCII digits (១២,៥០០៛ -> 12,500៛), see Charset.value."""
+        return Charset.value(self.text)
 
 
 def image_suffixes() -> set[str]:
@@ -182,9 +189,10 @@ def predict_files(predictor: Predictor, images: Sequence[ImageInput], batch_size
                 order.sort(key=lambda i: content_width(tensors[i], multiple=1, min_width=1))
             for first in range(0, len(order), batch_size):
                 members = order[first:first + batch_size]
-                texts, confidences = predictor.predict(torch.stack([tensors[i] for i in members]))
-                for member, text, confidence in zip(members, texts, confidences):
+                texts, confidences, char_confidences = predictor.predict(torch.stack([tensors[i] for i in members]))
+                for member, text, confidence, per_char in zip(members, texts, confidences, char_confidences):
                     index = readable[member]
-                    results[index] = Prediction(part[index].name, text, float(confidence))
+                    results[index] = Prediction(part[index].name, text, float(confidence),
+                                                char_confidences=[float(c) for c in per_char])
             yield from results  # type: ignore[misc]
             bar.update(len(part))

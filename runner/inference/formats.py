@@ -1,10 +1,12 @@
 """How `runner.predict` writes predictions: tsv or csv (a header row, then a row per image) or jsonl.
 
-Every format carries the same values: the path as reported by runner.inference.files, the text, and the
-confidence with 4 decimals (jsonl: the same number, rounded). tsv has no quoting, so a tab, carriage
-return or newline in a path is written as `\\t`, `\\r` or `\\n` (with a warning); csv quotes such paths
-(and commas) and jsonl writes them exactly. An unreadable file has an empty text and confidence 0;
-jsonl also gives its "error".
+Every format carries the same values: the path as reported by runner.inference.files, the text, its value
+(Khmer digits as ASCII digits, other characters unchanged: ១២,៥០០៛ -> 12,500៛), the confidence with 4
+decimals and one confidence per character of the text (tsv/csv: space-separated, 3 decimals; jsonl: a list
+of the numbers rounded to 4). tsv has no quoting, so a tab, carriage return or newline in a path is
+written as `\\t`, `\\r` or `\\n` (with a warning); csv quotes such paths (and commas, which a text of the
+numbers charset may hold) and jsonl writes them exactly. An unreadable file has an empty text, confidence
+0 and no character confidences; jsonl also gives its "error".
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ from __future__ import annotations
 import csv
 import json
 import logging
-from typing import Any, TextIO
+from typing import Any, Sequence, TextIO
 
 from runner.inference.config import PredictFormat
 from runner.inference.files import Prediction
 
 log = logging.getLogger("runner.inference")
 
-HEADER = ("path", "text", "confidence")
+HEADER = ("path", "text", "value", "confidence", "char_confidences")
 _TSV_ESCAPES = str.maketrans({"\t": "\\t", "\r": "\\r", "\n": "\\n"})
+
+
+def format_char_confidences(values: Sequence[float] | None) -> str:
+    """Per-character confidences as one tsv/csv field: space-separated, 3 decimals ('' for none)."""
+    return " ".join(f"{value:.3f}" for value in values or ())
 
 
 class PredictionWriter:
@@ -37,15 +44,17 @@ class PredictionWriter:
 
     def write(self, prediction: Prediction) -> None:
         if self.format == PredictFormat.jsonl:
-            record: dict[str, Any] = {"path": prediction.name, "text": prediction.text,
-                                      "confidence": round(prediction.confidence, 4)}
+            record: dict[str, Any] = {"path": prediction.name, "text": prediction.text, "value": prediction.value,
+                                      "confidence": round(prediction.confidence, 4),
+                                      "char_confidences": [round(value, 4) for value in prediction.char_confidences]}
             if prediction.error:
                 record["error"] = prediction.error
             self.handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             return
-        self._row((prediction.name, prediction.text, f"{prediction.confidence:.4f}"))
+        self._row((prediction.name, prediction.text, prediction.value, f"{prediction.confidence:.4f}",
+                   format_char_confidences(prediction.char_confidences)))
 
-    def _row(self, values: tuple[str, str, str]) -> None:
+    def _row(self, values: tuple[str, ...]) -> None:
         if self._csv is not None:
             self._csv.writerow(values)
         else:

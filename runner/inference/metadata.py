@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from runner import __version__
-from runner.charset import check_charset
+from runner.charset import charset_from_stored
 from runner.errors import CheckpointError
 from runner.stored import (FORMAT_VERSION, NotPlainData, check_plain_data, check_stored_layout, check_unbuilt_model,
                            upgrade)
@@ -90,7 +90,7 @@ def read_export_metadata(path: Path) -> dict[str, Any]:
     if not isinstance(metadata, dict) or metadata.get("format") != EXPORT_FORMAT:
         raise CheckpointError(f"{source} is not khmer-digits-ocr export metadata (no '{EXPORT_FORMAT}' marker).")
     upgrade(metadata, source, unversioned=1)  # sidecars before versioning had the v1 layout
-    check_charset(metadata.get("charset"), source)
+    charset_from_stored(metadata.get("charset"), source)  # a vocabulary this runner knows, else CheckpointError
     check_stored_layout(metadata, source)
     check_unbuilt_model(metadata, source)  # no model is built from an export: its graph is what runs
     try:

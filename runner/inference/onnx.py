@@ -2,7 +2,7 @@
 onnxruntime only (no torch, no Hydra), used by `runner.Reader` and, through `OnnxPredictor`, by every command.
 
     model = OnnxModel("model.onnx")                           # + model.onnx.json, else the embedded metadata
-    texts, confidences = model.read_pixels(np.stack([model.preprocess_pixels(image)]))
+    texts, confidences, char_confidences = model.read_pixels(np.stack([model.preprocess_pixels(image)]))
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from runner.data.preprocess import uint8_to_array
+from runner.decoding import Decoded
 from runner.errors import CheckpointError
 from runner.inference.metadata import read_export_metadata
 from runner.inference.stored_model import StoredModel
@@ -40,11 +41,11 @@ class OnnxModel(StoredModel):
         images = self.model_input(np.ascontiguousarray(images, dtype=np.float32))
         return self.session.run(None, {self.input_name: images})[0]
 
-    def predict(self, images: np.ndarray) -> tuple[list[str], list[float]]:
-        """Texts and confidences of preprocessed images float32 [B, 1, height, width]."""
+    def predict(self, images: np.ndarray) -> Decoded:
+        """Texts, confidences and per-character confidences of preprocessed images float32 [B, 1, height, width]."""
         return self.decode(self.logits(images))
 
-    def read_pixels(self, pixels: np.ndarray) -> tuple[list[str], list[float]]:
+    def read_pixels(self, pixels: np.ndarray) -> Decoded:
         return self.predict(uint8_to_array(pixels))
 
 

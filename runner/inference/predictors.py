@@ -2,12 +2,12 @@
 
     predictor = load_predictor("outputs/default/2025-01-01/12-00-00")   # run dir -> checkpoints/best.pt
     predictor = load_predictor("model.onnx")                              # + model.onnx.json / embedded metadata
-    texts, confidences = predictor.predict(images)                        # images: float [B, 1, H, W]
+    texts, confidences, char_confidences = predictor.predict(images)      # images: float [B, 1, H, W]
 
 Images always go through `runner.data.preprocess_image` at the size stored with the model, and a
 model trained with width bucketing (`preprocess.bucketing`) reads every batch cropped to its widest
 image, as it was trained (runner.inference.stored_model), so a checkpoint, its ONNX export and the
-training loop all see the same pixels.
+training loop all see the same pixels. Every predictor reads with the charset stored with its model.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from PIL import Image
 
 from runner.data.generate import resolve_path
 from runner.data.preprocess import preprocess_image, uint8_to_tensor
+from runner.decoding import Decoded
 from runner.inference.export import quiet_exporter
 from runner.inference.metadata import checkpoint_metadata, sidecar_path
 from runner.inference.onnx import OnnxModel
@@ -29,10 +30,11 @@ from runner.training.checkpoint import load_model, resolve_checkpoint_path
 
 
 class Predictor(StoredModel):
-    """A model that turns preprocessed images [B, 1, height, width] (torch tensors) into (texts, confidences)."""
+    """A model that turns preprocessed images [B, 1, height, width] (torch tensors) into (texts, confidences,
+    char_confidences)."""
 
-    def predict(self, images: torch.Tensor) -> tuple[list[str], list[float]]:
-        """Texts and confidences of preprocessed images (see StoredModel.decode)."""
+    def predict(self, images: torch.Tensor) -> Decoded:
+        """Texts, confidences and per-character confidences of preprocessed images (see StoredModel.decode)."""
         return self.decode(self.logits(images).numpy())
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -42,7 +44,7 @@ class Predictor(StoredModel):
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return preprocess_image(image, self.height, self.width, self.text_crop)
 
-    def read_pixels(self, pixels: np.ndarray) -> tuple[list[str], list[float]]:
+    def read_pixels(self, pixels: np.ndarray) -> Decoded:
         return self.predict(uint8_to_tensor(pixels))
 
 

@@ -1,5 +1,6 @@
 """What a stored model says about reading images: its input (size, text crop, width bucketing) and how its
-logits become texts and confidences. Numpy only: every runtime, with or without torch, builds on it."""
+logits become texts and confidences, with the charset stored with it (a model always reads with its own).
+Numpy only: every runtime, with or without torch, builds on it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from PIL import Image
 
 from runner.calibration import Calibration
 from runner.data.preprocess import Images, crop_to_content, preprocess_image_uint8
-from runner.decoding import DECODERS
+from runner.charset import charset_from_stored
+from runner.decoding import DECODERS, Decoded
 
 
 class StoredModel:
@@ -29,6 +31,7 @@ class StoredModel:
         self.max_length = int(metadata["max_length"])
         self.name = str(metadata["model"]["name"])
         self.head = str(metadata["model"]["head"])
+        self.charset = charset_from_stored(metadata["charset"], str(source))
         self.calibration = Calibration.from_stored(metadata["calibration"], str(source))
 
     @property
@@ -44,15 +47,17 @@ class StoredModel:
         """Any PIL image → uint8 [height, width] (ink = 255), as this model was trained to see it."""
         return preprocess_image_uint8(image, self.height, self.width, self.text_crop)
 
-    def read_pixels(self, pixels: np.ndarray) -> tuple[list[str], list[float]]:
-        """Texts and confidences of a stack of `preprocess_pixels` outputs, uint8 [B, height, width]."""
+    def read_pixels(self, pixels: np.ndarray) -> Decoded:
+        """Texts, confidences and per-character confidences of a stack of `preprocess_pixels` outputs,
+        uint8 [B, height, width]."""
         raise NotImplementedError
 
-    def decode(self, logits: np.ndarray) -> tuple[list[str], list[float]]:
-        """Texts and confidences: the logits greedily decoded (runner.decoding, one rule for every runtime),
-        the confidences through the calibration stored with the model (none: the raw ones)."""
-        texts, confidences = DECODERS[self.head](logits)
-        return texts, self.calibration.apply(confidences)
+    def decode(self, logits: np.ndarray) -> Decoded:
+        """Texts and confidences: the logits greedily decoded with the model's charset (runner.decoding, one rule
+        for every runtime), the text confidences through the calibration stored with the model (none: the raw
+        ones); the per-character confidences stay raw (the calibration is fitted on whole texts)."""
+        texts, confidences, char_confidences = DECODERS[self.head](logits, self.charset)
+        return Decoded(texts, self.calibration.apply(confidences), char_confidences)
 
     def model_input(self, images: Images) -> Images:
         """Check the shape of preprocessed images [B, 1, height, width] (numpy or torch); crop the batch as the

@@ -3,6 +3,7 @@
     from runner.models import create_model
     model = create_model("small")                    # conf/model/small.yaml, 32x128, max_length 8
     model = create_model("ctc_small", image_width=96)
+    model = create_model("ctc_small", charset="numbers", max_length=20, image_width=168)
 
 Every model has `head` ("attention" or "ctc"), `name`, `max_length`, `forward`, `decode_logits`,
 `predict`, `predict_with_confidence` and `config_dict` (see runner/models/encoder.py).

@@ -13,8 +13,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from runner.charset import EOS, SOS, VOCAB_SIZE
-from runner.decoding import attention_decode
+from runner.charset import EOS, SOS, Charset
+from runner.decoding import Decoded, attention_decode
 from runner.models.encoder import OCRModel
 
 
@@ -22,16 +22,16 @@ class AttentionDecoder(nn.Module):
     """One step: LSTM cell over [previous token; previous attentional state], dot attention over
     the encoder columns, then a classifier on tanh(W[h; context]) (Luong et al. 2015, input feeding)."""
 
-    def __init__(self, memory_size: int, embedding_dim: int, hidden: int, dropout: float) -> None:
+    def __init__(self, memory_size: int, embedding_dim: int, hidden: int, dropout: float, vocab_size: int) -> None:
         super().__init__()
         self.hidden = hidden
-        self.embedding = nn.Embedding(VOCAB_SIZE, embedding_dim)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim)
         self.init_state = nn.Linear(memory_size, 2 * hidden)
         self.cell = nn.LSTMCell(embedding_dim + hidden, hidden)
         self.keys = nn.Linear(memory_size, hidden, bias=False)
         self.combine = nn.Linear(hidden + memory_size, hidden)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden, VOCAB_SIZE)
+        self.classifier = nn.Linear(hidden, vocab_size)
 
     def start(self, memory: torch.Tensor) -> tuple[torch.Tensor, ...]:
         # Under autocast, Linear layers return bf16 but LSTMCell is not autocast; keeping the
@@ -56,11 +56,13 @@ class AttentionOCR(OCRModel):
     def __init__(self, name: str = "small", max_length: int = 8, image_height: int = 32, image_width: int = 128,
                  channels: Sequence[int] = (32, 64, 128, 128), blocks: Sequence[int] = (1, 1, 1, 1),
                  hidden_size: int = 128, rnn_layers: int = 1, dropout: float = 0.1, embedding_dim: int = 32,
-                 decoder_hidden: int = 128) -> None:
+                 decoder_hidden: int = 128, charset: Charset | str | None = None) -> None:
         super().__init__(name=name, max_length=max_length, image_height=image_height, image_width=image_width,
                          channels=channels, blocks=blocks, hidden_size=hidden_size, rnn_layers=rnn_layers,
-                         dropout=dropout, embedding_dim=int(embedding_dim), decoder_hidden=int(decoder_hidden))
-        self.decoder = AttentionDecoder(hidden_size, int(embedding_dim), int(decoder_hidden), dropout)
+                         dropout=dropout, charset=charset, embedding_dim=int(embedding_dim),
+                         decoder_hidden=int(decoder_hidden))
+        self.decoder = AttentionDecoder(hidden_size, int(embedding_dim), int(decoder_hidden), dropout,
+                                        self.charset.vocab_size)
 
     def forward(self, images: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced logits [B, S-1, V] for targets [B, S]; else greedy logits [B, max_length+1, V]."""
@@ -95,6 +97,6 @@ class AttentionOCR(OCRModel):
     def _greedy_logits(self, images: torch.Tensor) -> torch.Tensor:
         return self._greedy(self.decoder.start(self.encoder(images)), stop_when_done=True)
 
-    def decode_logits(self, logits: torch.Tensor) -> tuple[list[str], list[float]]:
+    def decode_logits(self, logits: torch.Tensor) -> Decoded:
         """Texts up to each row's first EOS; confidence = product of max probs up to and incl. EOS."""
-        return attention_decode(logits.detach().float().cpu().numpy())
+        return attention_decode(logits.detach().float().cpu().numpy(), self.charset)

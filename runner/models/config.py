@@ -16,17 +16,18 @@ from hydra.core.config_store import ConfigStore
 from runner.schema import help_field
 
 # What `${data.*}` resolves to when a preset is built outside Hydra (create_model, tests,
-# notebooks). Matches the data pipeline's defaults: 32x128 images, labels of 1..8 digits.
+# notebooks). Matches the data pipeline's defaults: 32x128 images, labels of 1..8 characters.
 DEFAULT_DATA: dict[str, int] = {"max_length": 8, "image_height": 32, "image_width": 128}
-# The longest label any model or dataset may have: ample for numbers, small enough that rendering,
-# CTC widths and decoder steps stay bounded.
+# The longest label any model or dataset may have: ample for numbers (charset=numbers labels run up to 20
+# characters), small enough that rendering, CTC widths and decoder steps stay bounded. A ctc_* model needs
+# image_width >= 4*(2*max_length+1) (CRNN checks it at validation); attention models have no such bound.
 MAX_LABEL_LENGTH = 32
 
 
 @dataclass
 class _SharedModelConfig:
     name: str = help_field("Preset name, stored in checkpoints and run names.", "small")
-    max_length: int = help_field("Longest label in digits; the decoder runs max_length+1 steps.", 8)
+    max_length: int = help_field("Longest label in characters; the decoder runs max_length+1 steps.", 8)
     image_height: int = help_field("Input image height in pixels (interpolates data.image_height).", 32)
     image_width: int = help_field("Design input width in pixels, a multiple of 4 >= 32 (interpolates "
                                   "data.image_width).", 128)

@@ -14,6 +14,8 @@ import torch
 from omegaconf import ListConfig
 from torch import nn
 
+from runner.charset import Charset, as_charset
+from runner.decoding import Decoded
 from runner.errors import ConfigError
 
 WIDTH_STRIDE = 4
@@ -87,15 +89,18 @@ def _plain(value: Any) -> Any:
 class OCRModel(nn.Module):
     """What the trainer, evaluator and exporter rely on, whichever head a model has.
 
-    Subclasses set `head`, build `self.encoder`, and implement `forward` and `decode_logits`.
+    Subclasses set `head`, build `self.encoder`, and implement `forward` and `decode_logits`. `charset` (a
+    Charset or its name, default digits) sizes the output layer (`charset.vocab_size` classes) and decodes it;
+    it is not part of `config_dict`: a checkpoint stores it beside the config (`Charset.signature`).
     """
 
     head: ClassVar[str]
 
     def __init__(self, *, name: str, max_length: int, image_height: int, image_width: int,
                  channels: Sequence[int], blocks: Sequence[int], hidden_size: int, rnn_layers: int,
-                 dropout: float, **head_kwargs: Any) -> None:
+                 dropout: float, charset: Charset | str | None = None, **head_kwargs: Any) -> None:
         super().__init__()
+        self.charset = as_charset(charset)
         self.name = str(name)
         self.max_length = int(max_length)
         self._config = {
@@ -140,9 +145,10 @@ class OCRModel(nn.Module):
         return {"_target_": f"{cls.__module__}.{cls.__qualname__}", **self._config}
 
     def extra_repr(self) -> str:
-        return f"name={self.name!r}, head={self.head!r}, max_length={self.max_length}"
+        return f"name={self.name!r}, head={self.head!r}, max_length={self.max_length}, charset={self.charset.name!r}"
 
-    def decode_logits(self, logits: torch.Tensor) -> tuple[list[str], list[float]]:
+    def decode_logits(self, logits: torch.Tensor) -> Decoded:
+        """(texts, confidences, char_confidences) of greedy logits, read with the model's charset (runner/decoding.py)."""
         raise NotImplementedError
 
     def decode_texts(self, logits: torch.Tensor) -> list[str]:
@@ -152,8 +158,9 @@ class OCRModel(nn.Module):
     def _greedy_logits(self, images: torch.Tensor) -> torch.Tensor:
         return self(images)
 
-    def predict_with_confidence(self, images: torch.Tensor) -> tuple[list[str], list[float]]:
-        """Greedy texts and confidences in [0,1]: the product of the per-step max probabilities."""
+    def predict_with_confidence(self, images: torch.Tensor) -> Decoded:
+        """Greedy texts, confidences in [0,1] (the product of the per-step max probabilities) and per-character
+        confidences."""
         was_training = self.training
         self.eval()
         try:

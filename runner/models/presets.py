@@ -7,6 +7,7 @@ from typing import Any
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from runner.charset import Charset
 from runner.errors import ConfigError
 from runner.models.config import DEFAULT_DATA, SCHEMAS
 from runner.models.encoder import OCRModel
@@ -48,6 +49,7 @@ def preset_config(name: str, **overrides: Any) -> dict[str, Any]:
         raise ConfigError(f"model preset {name!r} ({path}) with overrides {overrides}: {error}") from error
 
 
-def create_model(name: str, **overrides: Any) -> OCRModel:
-    """Build preset `name` (conf/model/<name>.yaml) with keyword `overrides` of its options."""
-    return model_from_config(preset_config(name, **overrides), f"model preset {name!r}")
+def create_model(name: str, charset: Charset | str | None = None, **overrides: Any) -> OCRModel:
+    """Build preset `name` (conf/model/<name>.yaml) for `charset` (a Charset or its name; default digits) with
+    keyword `overrides` of its options."""
+    return model_from_config(preset_config(name, **overrides), f"model preset {name!r}", charset)

@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from runner.charset import Charset
 from runner.errors import ConfigError
 from runner.models.attention import AttentionOCR
 from runner.models.config import AttentionModelConfig, CTCModelConfig
@@ -50,7 +51,9 @@ def checked_model_options(config: dict[str, Any] | DictConfig, where: str = "mod
     return model_class, values
 
 
-def model_from_config(config: dict[str, Any] | DictConfig, where: str = "model") -> OCRModel:
-    """Build the model `config` describes (`cfg.model`, a preset or a stored `config_dict()`) after checking it."""
+def model_from_config(config: dict[str, Any] | DictConfig, where: str = "model",
+                      charset: Charset | str | None = None) -> OCRModel:
+    """Build the model `config` describes (`cfg.model`, a preset or a stored `config_dict()`) after checking it,
+    with an output layer for `charset` (default digits; a checkpoint's is stored beside its config)."""
     model_class, options = checked_model_options(config, where)
-    return model_class(**options)
+    return model_class(**options, charset=charset)

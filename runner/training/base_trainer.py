@@ -31,9 +31,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
+from runner.charset import config_charset
 from runner.data.loaders import set_loader_epoch
 from runner.device import resolve_amp
-from runner.errors import UserError, instantiate
+from runner.errors import ConfigError, UserError, instantiate
 from runner.progress import QUIET_S, progress_bar
 from runner.training import state, tensorboard
 from runner.training.budget import (PLAN_AFTER_S, SchedulePlan, StepSpeed, fit_plan, initial_plan, needs_refit,
@@ -70,6 +71,13 @@ class BaseTrainer(ABC):
         self.extra_val_loaders = dict(extra_val_loaders or {})
 
         self.raw_model = model.to(self.device)
+        # the run's vocabulary (cfg.charset): what the loss, the metrics and every checkpoint follow
+        self.charset = config_charset(config)
+        model_charset = getattr(model, "charset", self.charset)
+        if model_charset != self.charset:
+            raise ConfigError(f"the model reads {model_charset} but the run config sets charset={self.charset.name}; "
+                              f"build the model with create_model(..., charset={self.charset.name!r}) or set "
+                              f"charset={model_charset.name}.")
         if config.device.channels_last:
             self.raw_model = self.raw_model.to(memory_format=torch.channels_last)
         self.model: nn.Module = self.raw_model
@@ -119,12 +127,12 @@ class BaseTrainer(ABC):
 
     # ------------------------------------------------------------------ hooks
     def _create_loss_function(self) -> nn.Module:
-        loss_fn = instantiate(self.config.loss)
+        loss_fn = instantiate(self.config.loss, charset=self.charset.name)
         loss_fn.bind(self.raw_model)  # fails at start-up if the loss does not fit the head
         return loss_fn
 
     def _create_metrics_calculator(self) -> Any:
-        return instantiate(self.config.metrics)
+        return instantiate(self.config.metrics, idx_to_char=self.charset.name)
 
     @abstractmethod
     def _validate_epoch(self, loader: DataLoader, split: str, *, collect_examples: bool = False) -> dict[str, float]:

@@ -2,7 +2,8 @@
 
 A checkpoint is a dict of plain Python values and tensors, so it loads with
 `torch.load(..., weights_only=True)` (no pickled code runs). It carries everything inference
-needs (model config, charset, preprocessing size) and, for resume, the full training state.
+needs (model config, charset, preprocessing size) and, for resume, the full training state. The model is
+rebuilt with the charset the checkpoint stores (`Charset.signature`), never with the reader's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, Optional
 import torch
 
 from runner import __version__
-from runner.charset import charset_signature, check_charset
+from runner.charset import DEFAULT_CHARSET, Charset, charset_from_stored
 from runner.errors import CheckpointError
 from runner.outputs import atomic_path
 from runner.stored import FORMAT_VERSION, check_stored_layout, upgrade
@@ -62,7 +63,7 @@ def build_checkpoint(*, model: torch.nn.Module, epoch: int, global_step: int, me
         "git_commit": commit,
         "torch_version": str(torch.__version__),
         "model": {"name": model.name, "head": model.head, "config": model.config_dict()},
-        "charset": charset_signature(),
+        "charset": getattr(model, "charset", DEFAULT_CHARSET).signature(),
         "preprocess": {"bucketing": False, "text_crop": False, **preprocess},
         "calibration": None,  # set at the end of training (runner.calibration.fit_calibration)
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -141,7 +142,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path} is a torch file but not a khmer-digits-ocr checkpoint (no '{FORMAT}' marker); "
                               f"it may be a bare state_dict or another project's file.")
     upgrade(payload, str(path), unversioned=0)
-    check_charset(payload.get("charset"), str(path))
+    charset_from_stored(payload.get("charset"), str(path))  # a vocabulary this runner knows, else CheckpointError
     check_stored_layout(payload, str(path))
     if not isinstance(payload.get("state_dict"), dict):
         raise CheckpointError(f"{path} has no state_dict of weights; it was edited or is damaged. Use another "
@@ -169,9 +170,10 @@ def model_from_checkpoint(payload: dict, source: str = "checkpoint") -> torch.nn
     """Rebuild the model a checkpoint describes and load its weights (eval mode, CPU).
 
     The stored config names a class of this project's registry and is checked option by option
-    before anything is built (runner/models/registry.py): a file never chooses what code runs.
+    before anything is built (runner/models/registry.py): a file never chooses what code runs. Its output
+    layer follows the stored charset.
     """
-    model = model_from_stored_config(payload.get("model"), source)
+    model = model_from_stored_config(payload.get("model"), source, charset_from_stored(payload.get("charset"), source))
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError) as error:
@@ -199,13 +201,14 @@ def stored_model_options(stored: Any, source: str) -> tuple[type, dict[str, Any]
     return model_class, options
 
 
-def model_from_stored_config(stored: Any, source: str) -> torch.nn.Module:
-    """The model of a stored `model` entry, built only after `stored_model_options` accepted it."""
+def model_from_stored_config(stored: Any, source: str, charset: Charset | None = None) -> torch.nn.Module:
+    """The model of a stored `model` entry (for the stored `charset`, default digits), built only after
+    `stored_model_options` accepted it."""
     from runner.errors import ConfigError
 
     model_class, options = stored_model_options(stored, source)
     try:
-        return model_class(**options)
+        return model_class(**options, charset=charset)
     except ConfigError as error:  # a check of the class itself, e.g. the CTC width
         raise CheckpointError(f"{source}: {error}") from error
 

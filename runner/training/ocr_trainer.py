@@ -68,17 +68,18 @@ class ExamplePicker:
 
 
 class OCRTrainer(BaseTrainer):
-    """Trains any model of the shared interface (attention or CTC head) on Khmer digit batches."""
+    """Trains any model of the shared interface (attention or CTC head) on batches of the run's charset."""
 
     _final_samples: Optional[dict[str, ScoredSamples]] = None  # every split's final pass: reports and calibration
 
     # ------------------------------------------------------------------ seed API: validation and reports run on it
     def _decode_predictions(self, predictions: torch.Tensor, *,
                             with_confidences: bool = False) -> list[str] | tuple[list[str], list[float]]:
-        """Logits [B, T, V] → decoded strings; with `with_confidences`, (strings, each string's confidence)."""
+        """Logits [B, T, V] → decoded strings (with the model's charset); with `with_confidences`, (strings, each
+        string's confidence)."""
         model = unwrap(self.model)
         if with_confidences:
-            return model.decode_logits(predictions.float())
+            return tuple(model.decode_logits(predictions.float())[:2])
         # decode_texts skips the confidences; a model of one's own may only have decode_logits
         if hasattr(model, "decode_texts"):
             return model.decode_texts(predictions.float())
@@ -147,7 +148,7 @@ class OCRTrainer(BaseTrainer):
         if split == "val" and self.is_main and self.writer is not None:
             confusion = self._generate_confusion_matrix(samples.predictions, samples.targets)
             tensorboard.log_validation_figures(self.writer, self.global_step, confusion, len(samples.predictions),
-                                               shown.picked())
+                                               shown.picked(), labels=self.metrics.class_labels)
         if collect_examples:
             self._final_samples = {**(self._final_samples or {}), split: samples}
         self.model.train()
@@ -161,7 +162,7 @@ class OCRTrainer(BaseTrainer):
         samples = (self._final_samples or {}).get("val", ScoredSamples())
         predictions, targets = samples.predictions, samples.targets
         plot_confusion_matrix(self._generate_confusion_matrix(predictions, targets), out / "confusion_matrix.png",
-                              sequences=len(predictions))
+                              sequences=len(predictions), labels=self.metrics.class_labels)
         analysis = self._analyze_errors(predictions, targets, samples.paths, samples.confidences)
         write_error_report(out / "errors.md", self._calculate_metrics(predictions, targets), analysis,
                            self.tcfg.num_worst_examples)
@@ -193,7 +194,7 @@ class OCRTrainer(BaseTrainer):
                           "cer": row.get(f"{split}/cer")} for split, row in scores.items()}
         data = self.config.data
         curves = path.parent / "curves.png"
-        write_report(path, {**metrics_report(samples.scored(worst_k=0), readings),
+        write_report(path, {**metrics_report(samples.scored(0, self.charset), readings),
                             "data": {"source": "validation split of the training data"}}, samples,
                      title=f"What {self.config.model.name} gets wrong on val (end of training)", splits=splits,
                      groups=groups, preprocess=(data.image_height, data.image_width, bool(data.text_crop)),

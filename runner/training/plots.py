@@ -11,19 +11,19 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from runner.charset import DIGITS
+from runner.charset import Charset
 from runner.outputs import atomic_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 CURVES_FILE = "curves.png"  # in the run dir
-_ARABIC = {khmer: str(i) for i, khmer in enumerate(DIGITS)}
 
 
 def arabic(text: str) -> str:
-    """Khmer digits as Arabic ones, for fonts (like matplotlib's default) that lack Khmer glyphs."""
-    return "".join(_ARABIC.get(char, char) for char in text) or "∅"
+    """The text's value (Khmer digits as Arabic ones, ៛ as KHR), for fonts (like matplotlib's default) that lack
+    Khmer glyphs."""
+    return Charset.value(text).replace("\u17db", "KHR") or "∅"
 
 
 @dataclass

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from runner.charset import charset_from_stored
 from runner.errors import CheckpointError
 from runner.training.budget import SchedulePlan
 from runner.training.checkpoint import build_checkpoint, load_checkpoint, resolve_checkpoint_path, run_checkpoint
@@ -76,6 +77,11 @@ def resume(trainer: BaseTrainer) -> bool:
         raise CheckpointError(f"{path} holds weights only (a best.pt or exported checkpoint), not a resumable "
                               f"training state; resume from checkpoints/last.pt instead.")
     stored, model = payload["model"], unwrap(trainer.raw_model)
+    stored_charset = charset_from_stored(payload["charset"], str(path))
+    if stored_charset != trainer.charset:
+        raise CheckpointError(f"{path} was trained with {stored_charset}, but this run sets "
+                              f"charset={trainer.charset.name}; resume with charset={stored_charset.name} (the "
+                              f"original run's), or start a new run.")
     if stored["config"] != model.config_dict():
         raise CheckpointError(f"{path} was written for model {stored['name']!r} with a different configuration than "
                               f"this run's model {model.name!r}; resume with the same model=... and "

@@ -48,9 +48,11 @@ def log_epoch(writer: SummaryWriter, step: int, stats: dict[str, float]) -> None
 
 
 def log_validation_figures(writer: SummaryWriter, step: int, confusion: np.ndarray, sequences: int,
-                           examples: Sequence[ShownExample]) -> None:
-    """The annotated digit confusion matrix of `sequences` samples and a grid of `examples` (misreads first)."""
-    writer.add_figure("val/confusion_matrix", confusion_matrix_figure(confusion, sequences=sequences), step)
+                           examples: Sequence[ShownExample], labels: Sequence[str] | None = None) -> None:
+    """The annotated confusion matrix (classes `labels`, default digits) of `sequences` samples and a grid of
+    `examples` (misreads first)."""
+    writer.add_figure("val/confusion_matrix", confusion_matrix_figure(confusion, sequences=sequences, labels=labels),
+                      step)
     if examples:
         writer.add_figure("val/examples", examples_figure(examples), step)
 

@@ -56,7 +56,8 @@ def test_corrupt_image_is_named_when_read(tiny_dataset, tmp_path):
         dataset[2]
 
 
-@pytest.mark.parametrize("label, message", [("១២x", "character 'x'"), ("០១២៣៤៥៦៧៨", "max_length=8")])
+@pytest.mark.parametrize("label, message", [("១២x", r"characters 'x' \(U\+0078\) not in charset 'digits'"),
+                                            ("០១២៣៤៥៦៧៨", "max_length=8")])
 def test_bad_metadata_labels_are_named(tiny_dataset, tmp_path, label, message):
     path = broken_copy(tiny_dataset, tmp_path, lambda meta, root: meta["val"][1].update(label=label))
     with pytest.raises(DataError, match=rf"\[val\]\[1\].*{message}"):
@@ -70,8 +71,9 @@ def test_labeled_folder_loads_and_skips_header_comments_and_blank_lines(tmp_path
 
 
 @pytest.mark.parametrize("line, message", [
-    ("b.png\t12", r"labels.tsv:3: .*Arabic digit '1' should be written as Khmer '១'"),
-    ("b.png\t១a", r"labels.tsv:3: .*character 'a'"),
+    ("b.png\t12", r"labels.tsv:3: label '12' has characters '1' \(U\+0031\), '2' \(U\+0032\) not in charset 'digits'.*"
+                  r"Khmer '១២'; use charset=numbers"),
+    ("b.png\t១a", r"labels.tsv:3: label '១a' has characters 'a' \(U\+0061\) not in charset 'digits'"),
     ("b.png\t០១២៣៤៥៦៧៨", r"labels.tsv:3: .*max_length=8"),
     ("b.png", r"labels.tsv:3: expected `file<TAB>text`"),
     ("missing.png\t១", r"labels.tsv:3: image file .*missing.png does not exist"),
@@ -80,6 +82,21 @@ def test_bad_labels_tsv_lines_are_named_with_their_line(tmp_path, line, message)
     root = make_folder(tmp_path / "imgs", ["file\ttext", "a.png\t១", line])
     with pytest.raises(DataError, match=message):
         LabeledFolderDataset(root)
+
+
+def test_a_folder_of_numbers_is_read_with_the_numbers_charset_and_refused_with_digits(tmp_path):
+    root = make_folder(tmp_path / "imgs", ["a.png\t១២,៥០០៛", "b.png\t$ 12.5%"])
+    assert LabeledFolderDataset(root, max_length=20, charset="numbers").texts == ["១២,៥០០៛", "$ 12.5%"]
+    with pytest.raises(DataError, match=r"labels.tsv:1: label '១២,៥០០៛' has characters ',' \(U\+002C\), "
+                                        r"'៛' \(U\+17DB\) not in charset 'digits'.*use charset=numbers"):
+        LabeledFolderDataset(root, max_length=20)
+
+
+def test_a_label_outside_the_numbers_charset_names_file_line_and_characters(tmp_path):
+    root = make_folder(tmp_path / "imgs", ["a.png\t១២", "b.png\t12a€"])
+    with pytest.raises(DataError, match=r"labels.tsv:2: label '12a€' has characters 'a' \(U\+0061\), '€' "
+                                        r"\(U\+20AC\) not in charset 'numbers'.*fix the label or drop the sample"):
+        LabeledFolderDataset(root, charset="numbers")
 
 
 def test_empty_or_missing_labels_are_errors(tmp_path):

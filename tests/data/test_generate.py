@@ -11,7 +11,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from runner.charset import decode, encode
+from runner.charset import CHARSETS
 from runner.data import generate as generate_module
 from runner.data.config import CONF_DIR, AugmentConfig, DataConfig, augment_preset, register_data_configs
 from runner.data.datasets import KhmerDigitsDataset
@@ -20,6 +20,8 @@ from runner.data.generate import (SplitPlan, data_fonts, ensure_generated_datase
 from runner.data.render import render_sample, sample_key
 from runner.data.preprocess import load_image
 from runner.errors import ConfigError
+
+DIGITS_CHARSET = CHARSETS["digits"]
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(train_size=10, val_size=4, hard_val_size=3)
@@ -48,7 +50,7 @@ def test_metadata_labels_are_the_rendered_texts_and_round_trip(tiny_dataset):
     assert info["seed"] == 5 and info["counts"]["train"] == 24 and info["fonts"]
     dataset = KhmerDigitsDataset(tiny_dataset, "train")
     for record, text in zip(metadata["train"], dataset.texts):
-        assert record["label"] == text and decode(encode(text)) == text
+        assert record["label"] == text and DIGITS_CHARSET.decode(DIGITS_CHARSET.encode(text)) == text
         assert 1 <= len(text) <= 8 and record["font"] and "augment" in record
         assert load_image(tiny_dataset.parent / record["image"]).mode == "L"
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from runner.charset import EOS, PAD, SOS, encode
+from runner.charset import CHARSETS, EOS, PAD, SOS
 from runner.data.config import DataConfig, augment_preset
 from runner.data.datasets import KhmerDigitsDataset
 from runner.data.fonts import discover_fonts
@@ -24,7 +24,7 @@ def test_batch_contract_for_attention_and_ctc_targets(tiny_dataset):
         length = int(batch["target_lengths"][row])
         assert length == len(text)
         assert batch["targets"][row, 0] == SOS and batch["targets"][row, 1 + length] == EOS
-        assert batch["targets"][row, 1:1 + length].tolist() == encode(text)  # the CTC labels
+        assert batch["targets"][row, 1:1 + length].tolist() == CHARSETS["digits"].encode(text)  # the CTC labels
         assert (batch["targets"][row, 2 + length:] == PAD).all()
     assert len(val.dataset) == 8
 

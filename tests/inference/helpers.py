@@ -10,11 +10,11 @@ from runner.models import create_model
 from runner.training.checkpoint import atomic_save, build_checkpoint
 
 
-def save_checkpoint(path: Path, preset: str = "small", seed: int = 0, config_yaml: str = "", bucketing: bool = False
-                    ) -> Path:
+def save_checkpoint(path: Path, preset: str = "small", seed: int = 0, config_yaml: str = "", bucketing: bool = False,
+                    charset: str = "digits") -> Path:
     torch.manual_seed(seed)
     preprocess = {"height": 32, "width": 128, "bucketing": bucketing}
-    payload = build_checkpoint(model=create_model(preset), epoch=1, global_step=1, metrics={}, config_yaml=config_yaml,
+    payload = build_checkpoint(model=create_model(preset, charset=charset), epoch=1, global_step=1, metrics={}, config_yaml=config_yaml,
                                preprocess=preprocess)
     atomic_save(payload, path)
     return path

@@ -14,6 +14,7 @@ import pytest
 from hydra.errors import ConfigCompositionException
 
 from inference.helpers import digits_image
+from runner.charset import Charset
 from runner.config import compose_config
 from runner.data.datasets import KhmerDigitsDataset
 from runner.errors import ConfigError
@@ -24,8 +25,9 @@ from runner.schema import SHIPPED_MODEL
 from runner.training.checkpoint import git_commit
 
 ROOT = Path(__file__).resolve().parents[2]
-LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<text>[០-៩]*)\t(?P<confidence>[01]\.\d{4})$")
-HEADER = "path\ttext\tconfidence"
+LINE = re.compile(r"^(?P<path>[^\t]+)\t(?P<text>[០-៩]*)\t(?P<value>[0-9]*)\t(?P<confidence>[01]\.\d{4})"
+                  r"\t(?P<char_confidences>(?:[01]\.\d{3}(?: [01]\.\d{3})*)?)$")
+HEADER = "path\ttext\tvalue\tconfidence\tchar_confidences"
 
 
 @pytest.mark.parametrize("module, overrides, message", [
@@ -67,8 +69,13 @@ def test_predict_formats_carry_the_same_values(checkpoint, image_folder, tmp_pat
     assert tsv[0] == HEADER.split("\t") and len(tsv) == 8
     assert list(csv.reader(io.StringIO(predicted("csv"), newline=""))) == tsv
     records = [json.loads(line) for line in predicted("jsonl").splitlines()]
-    assert [[r["path"], r["text"], r["confidence"]] for r in records] == [[p, t, float(c)] for p, t, c in tsv[1:]]
+    assert [[r["path"], r["text"], r["value"], r["confidence"]] for r in records] == \
+           [[p, t, v, float(c)] for p, t, v, c, _ in tsv[1:]]
     assert [r["path"] for r in records if "error" in r] == ["broken.png"]
+    for record, (_, text, value, _, per_char) in zip(records, tsv[1:]):
+        assert value == Charset.value(text) and len(record["char_confidences"]) == len(text)
+        assert all(0.0 <= c <= 1.0 for c in record["char_confidences"])
+        assert [float(c) for c in per_char.split()] == pytest.approx(record["char_confidences"], abs=6e-4)
 
 
 def test_predict_never_writes_over_its_list_file(checkpoint, image_folder, tmp_path):
@@ -132,7 +139,7 @@ def test_predict_cli_prints_only_predictions_and_exits_1_on_a_broken_file(checkp
     assert result.returncode == 1, result.stderr
     header, *lines = result.stdout.splitlines()
     assert header == HEADER and len(lines) == 7 and all(LINE.match(line) for line in lines), result.stdout
-    assert "broken.png\t\t0.0000" in lines
+    assert "broken.png\t\t\t0.0000\t" in lines
     assert "skipping broken.png" in result.stderr and "1 of 7 input files could not be read" in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -163,7 +170,8 @@ def test_predict_without_a_checkpoint_reads_with_the_shipped_model(tmp_path):
     result = run_predict_in(tmp_path, "inputs=number.png", "format=jsonl")
     assert result.returncode == 0, result.stderr
     [row] = [json.loads(line) for line in result.stdout.splitlines()]
-    assert row["text"] == "០៩៨៧៦៥" and row["confidence"] > 0.9
+    assert row["text"] == "០៩៨៧៦៥" and row["value"] == "098765" and row["confidence"] > 0.9
+    assert len(row["char_confidences"]) == 6 and all(0.5 < c <= 1.0 for c in row["char_confidences"])
 
 
 def test_predict_save_run_keeps_a_run_dir_with_its_log(checkpoint, image_folder, tmp_path):
@@ -177,7 +185,7 @@ def test_predict_save_run_keeps_a_run_dir_with_its_log(checkpoint, image_folder,
                                                          "predictions.csv"}
     assert "reading 1 images" in (run_dir / "predict.log").read_text(encoding="utf-8")
     rows = list(csv.reader((run_dir / "predictions.csv").open(encoding="utf-8", newline="")))
-    assert rows[0] == ["path", "text", "confidence"] and rows[1][0] == f"{image_folder}/gray.png"
+    assert rows[0] == list(HEADER.split("\t")) and rows[1][0] == f"{image_folder}/gray.png"
 
 
 def test_predict_cli_refuses_a_file_that_is_not_a_checkpoint(image_folder, tmp_path):
@@ -192,7 +200,7 @@ def test_evaluate_cli_writes_report_into_its_run_dir(checkpoint, tiny_dataset, t
     result = run_cli("runner.evaluate", f"checkpoint={checkpoint}", f"data.dir={tiny_dataset.parent}",
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"seq_accuracy\s+\d\.\d{4}", result.stdout) and "digit" in result.stdout
+    assert re.search(r"seq_accuracy\s+\d\.\d{4}", result.stdout) and "char_acc" in result.stdout
     report = json.loads((tmp_path / "run" / "metrics.json").read_text(encoding="utf-8"))
     assert report["data"]["split"] == "val" and report["metrics"]["count"] == 8
     assert {p.name for p in (tmp_path / "run").iterdir()} >= {"confusion_matrix.png", "worst_errors.tsv",

@@ -4,12 +4,15 @@ import json
 
 import pytest
 
+from data.helpers import make_folder
+from runner.charset import Charset
 from runner.config import TrainingConfig, compose_config
 from runner.data.config import DataConfig
 from runner.data.datasets import KhmerDigitsDataset
+from runner.errors import DataError
 from runner.inference.config import register_inference_configs
-from runner.inference.evaluation import (evaluate_dataset, evaluation_data_config, evaluation_seed,
-                                         format_report_table, metrics_report, names_data_source, write_evaluation)
+from runner.inference.evaluation import (evaluate_dataset, evaluation_data_config, evaluation_dataset,
+                                         evaluation_seed, format_report_table, metrics_report, names_data_source, write_evaluation)
 from runner.metrics import OCRMetrics
 
 
@@ -50,7 +53,7 @@ def test_evaluate_dataset_scores_like_ocrmetrics_and_writes_the_report(predictor
     metrics = evaluate_dataset(predictor, dataset, batch_size=4)
     expected = OCRMetrics()
     for sample in dataset:
-        texts, confidences = predictor.model.predict_with_confidence(sample["image"].unsqueeze(0))
+        texts, confidences, _ = predictor.model.predict_with_confidence(sample["image"].unsqueeze(0))
         expected.update(texts, [sample["text"]], paths=[sample["path"]], confidences=confidences)
     assert metrics.compute() == pytest.approx(expected.compute()) and metrics.compute()["count"] == 6
     paths = write_evaluation(metrics, tmp_path, {"checkpoint": "x.pt"})
@@ -59,8 +62,22 @@ def test_evaluate_dataset_scores_like_ocrmetrics_and_writes_the_report(predictor
     assert written["confusion_matrix"]["counts"] == expected.confusion_matrix().tolist()
     assert paths["confusion_matrix"].stat().st_size > 0
     rows = paths["worst_errors"].read_text(encoding="utf-8").splitlines()
-    assert rows[0] == "path\ttruth\tprediction\tconfidence\tedit_distance"
+    assert rows[0] == "path\ttruth\tprediction\tvalue\tconfidence\tchar_confidences\tedit_distance"
     assert len(rows) - 1 == len(expected.error_analysis()["worst_examples"])
+    for row, example in zip(rows[1:], written["error_analysis"]["worst_examples"]):
+        path, truth, prediction, value, confidence, per_char, distance = row.split("\t")
+        assert value == example["value"] == Charset.value(prediction)
+        assert len(example["char_confidences"]) == len(prediction) == len(per_char.split())
     table = format_report_table(metrics_report(metrics)).splitlines()
     assert f"{'samples':<22}{6:>10d}" in table
     assert f"{'seq_accuracy':<22}{expected.compute()['seq_accuracy']:>10.4f}" in table
+
+
+def test_evaluating_a_model_on_labels_outside_its_charset_names_both(predictor, tmp_path):
+    make_folder(tmp_path / "prices", ["a.png\t១២", "b.png\t១,៥០០៛"])
+    data = DataConfig(kind="folder", dir=str(tmp_path / "prices"), max_length=8)
+    with pytest.raises(DataError, match=r"^the dataset does not fit the model .*best.pt, which reads charset 'digits' "
+                                        r"\(the ten Khmer digits ០..៩\): .*labels.tsv:2: label '១,៥០០៛' has characters "
+                                        r"',' \(U\+002C\), '៛' \(U\+17DB\) not in charset 'digits'.*evaluate a model trained "
+                                        r"with charset=numbers\.$"):
+        evaluation_dataset(data, "val", 0, whole_folder=True, charset=predictor.charset, model=str(predictor.source))

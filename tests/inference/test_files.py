@@ -89,7 +89,7 @@ def test_predict_files_reads_every_mode_and_reports_broken_files(predictor, imag
         if prediction.error:
             continue
         # batching changes nothing: each file alone gives the same text and confidence
-        single_text, single_confidence = predictor.model.predict_with_confidence(
+        single_text, single_confidence, _ = predictor.model.predict_with_confidence(
             preprocess_image(load_image(item.path)).unsqueeze(0))
         assert (prediction.text, prediction.confidence) == (single_text[0], pytest.approx(single_confidence[0]))
     # transparency and light-on-dark reach the model as the same input as black-on-white
@@ -109,6 +109,6 @@ def test_cropping_model_reads_files_in_input_order_without_their_padding(croppin
             continue
         alone = crop_to_content(preprocess_image(load_image(item.path)).unsqueeze(0))
         assert alone.shape[-1] < 128 or item.name == "photo.jpg"  # the padding columns are not read
-        text, confidence = cropping_predictor.model.predict_with_confidence(alone)
+        text, confidence, _ = cropping_predictor.model.predict_with_confidence(alone)
         assert (prediction.text, prediction.confidence) == (text[0], pytest.approx(confidence[0]))
 

@@ -44,7 +44,7 @@ from runner.inference.onnx import OnnxModel
 model_path, image_path = sys.argv[1:3]
 reading = Reader(model_path).read(image_path)
 model = OnnxModel(model_path)
-texts, confidences = model.read_pixels(np.stack([model.preprocess_pixels(Image.open(image_path))]))
+texts, confidences, char_confidences = model.read_pixels(np.stack([model.preprocess_pixels(Image.open(image_path))]))
 try:
     import torch
     torch_blocked = False
@@ -52,7 +52,8 @@ except ImportError:
     torch_blocked = True
 third_party = sorted({name.split(".")[0] for name in sys.modules if not name.startswith("_")}
                      - set(sys.stdlib_module_names))
-print(json.dumps({"reader": [reading.text, reading.confidence, reading.value], "model": [texts[0], confidences[0]],
+print(json.dumps({"reader": [reading.text, reading.confidence, reading.value, list(reading.char_confidences)],
+                  "model": [texts[0], confidences[0], char_confidences[0]],
                   "torch_blocked": torch_blocked, "third_party": third_party}))
 """
 
@@ -70,16 +71,17 @@ def run_without_torch(tmp_path: Path, *args: str) -> dict:
 def test_an_onnx_model_reads_like_its_checkpoint_in_a_process_without_torch(predictor, onnx_model, tmp_path):
     image_path = tmp_path / "digits.png"
     digits_image("៣៦៩", (140, 50)).save(image_path)
-    expected_texts, expected_confidences = predictor.predict(preprocess_image(load_image(image_path)).unsqueeze(0))
+    expected_texts, expected_confidences, expected_char_confidences = predictor.predict(preprocess_image(load_image(image_path)).unsqueeze(0))
 
     child = run_without_torch(tmp_path, str(onnx_model), str(image_path))  # onnx_model: metadata embedded only
 
     assert child["torch_blocked"]
     assert set(child["third_party"]) - {"sitecustomize"} <= {"numpy", "PIL", "onnxruntime", "runner"}, \
         child["third_party"]  # sitecustomize: the blocker above
-    for text, confidence in (child["reader"][:2], child["model"]):
+    for text, confidence, char_confidences in (child["reader"][:2] + child["reader"][3:], child["model"]):
         assert text == expected_texts[0]
         assert confidence == pytest.approx(expected_confidences[0], rel=1e-4, abs=1e-6)
+        assert char_confidences == pytest.approx(expected_char_confidences[0], rel=1e-4, abs=1e-6)
 
 
 def test_onnx_predictor_and_onnx_model_are_one_path(predictor, onnx_model):

@@ -50,3 +50,32 @@ def test_not_a_checkpoint_is_a_clear_error(tmp_path):
         load_predictor(tmp_path / "fake.onnx")
     with pytest.raises(CheckpointError, match="does not exist"):
         load_predictor(tmp_path / "missing.onnx")
+
+
+@pytest.mark.parametrize("preset", ["ctc_small", "small"])
+def test_a_model_reads_with_its_own_stored_charset(tmp_path, preset):
+    from runner.charset import CHARSETS
+    from runner.inference.metadata import checkpoint_metadata
+    from runner.training.checkpoint import load_checkpoint
+
+    path = save_checkpoint(tmp_path / "numbers.pt", preset, charset="numbers")
+    numbers = load_predictor(path)
+    assert numbers.charset is CHARSETS["numbers"] and numbers.model.charset is CHARSETS["numbers"]
+    assert numbers.model.config_dict() == load_checkpoint(path)["model"]["config"]  # no charset inside the config
+    assert checkpoint_metadata(load_checkpoint(path), path)["charset"] == CHARSETS["numbers"].signature()  # sidecar
+    images, _ = rendered_images(3, 32, 128, 8, seed=3)
+    logits = numbers.logits(images)
+    assert logits.shape[-1] == CHARSETS["numbers"].vocab_size
+    texts, confidences, char_confidences = numbers.predict(images)
+    assert len(texts) == len(confidences) == len(char_confidences) == 3
+    assert all(set(text) <= set(CHARSETS["numbers"].chars) for text in texts)
+
+
+def test_char_confidences_are_one_probability_per_character_read(predictor, cropping_predictor):
+    images, _ = rendered_images(6, 32, 128, 8, seed=4)
+    for reader in (predictor, cropping_predictor):
+        texts, confidences, char_confidences = reader.predict(images)
+        assert [len(row) for row in char_confidences] == [len(text) for text in texts]
+        assert all(0.0 < c <= 1.0 for row in char_confidences for c in row)
+        for confidence, row in zip(confidences, char_confidences):  # the sequence is never surer than a character
+            assert all(confidence <= c + 1e-9 for c in row) or not reader.calibration.identity

@@ -4,9 +4,11 @@ import pytest
 import torch
 
 from models.helpers import PRESETS, loss_for, make_batch
-from runner.charset import VOCAB_SIZE
+from runner.charset import CHARSETS
 from runner.device import cpu_bf16_support
 from runner.models import create_model, model_from_config
+
+DIGITS_CHARSET = CHARSETS["digits"]
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -16,11 +18,11 @@ def test_forward_shapes_predict_and_config_roundtrip(name):
     logits = model(batch["images"], batch["targets"])
     greedy = model(batch["images"])
     if model.head == "attention":
-        assert logits.shape == (2, 9, VOCAB_SIZE)  # predicts targets[:, 1:]
-        assert greedy.shape == (2, model.max_length + 1, VOCAB_SIZE)
+        assert logits.shape == (2, 9, DIGITS_CHARSET.vocab_size)  # predicts targets[:, 1:]
+        assert greedy.shape == (2, model.max_length + 1, DIGITS_CHARSET.vocab_size)
     else:
-        assert logits.shape == greedy.shape == (2, 32, VOCAB_SIZE)  # T = width / 4
-    texts, confidences = model.predict_with_confidence(batch["images"])
+        assert logits.shape == greedy.shape == (2, 32, DIGITS_CHARSET.vocab_size)  # T = width / 4
+    texts, confidences, _ = model.predict_with_confidence(batch["images"])
     assert len(texts) == 2 and all(set(text) <= set("០១២៣៤៥៦៧៨៩") for text in texts)
     assert all(0.0 <= confidence <= 1.0 for confidence in confidences)
     assert model.training  # predict restores the mode it found
@@ -60,10 +62,10 @@ def test_overfits_one_small_batch(name):
             model(batch["images"], batch["targets"])
     # predict() runs in eval mode; for attention models it also exits once every row has said EOS
     # (here after 2..5 steps), and must agree with the fixed max_length+1-step path.
-    texts_predicted, confidences = model.predict_with_confidence(batch["images"])
+    texts_predicted, confidences, _ = model.predict_with_confidence(batch["images"])
     assert texts_predicted == texts
     with torch.no_grad():
-        fixed_texts, fixed_confidences = model.eval().decode_logits(model(batch["images"]))
+        fixed_texts, fixed_confidences, _ = model.eval().decode_logits(model(batch["images"]))
     assert (fixed_texts, fixed_confidences) == (texts, pytest.approx(confidences, abs=1e-6))
     assert all(0.0 < confidence <= 1.0 for confidence in confidences)
 

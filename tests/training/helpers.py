@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from runner.charset import CHARSETS
 from runner.config import compose_config
 from runner.data.datasets import LabeledFolderDataset
 from runner.data.loaders import collate_batch, make_loader
@@ -30,11 +31,13 @@ def comparable(history: list[dict]) -> list[dict]:
             for row in history]
 
 
-def synthetic_batches(count: int, size: int = 4, seed: int = 0) -> list[dict]:
+def synthetic_batches(count: int, size: int = 4, seed: int = 0, charset: str = "digits") -> list[dict]:
+    """Random images labelled with 3 random characters of `charset` each."""
     rng = np.random.default_rng(seed)
+    chars = list(CHARSETS[charset].chars)
     return [collate_batch([{"image": torch.from_numpy(rng.random((1, 32, 128), dtype=np.float32)),
-                            "text": "".join(rng.choice(list(DIGITS), size=3)), "path": f"sample_{b}_{i}.png"}
-                           for i in range(size)])
+                            "text": "".join(rng.choice(chars, size=3)), "path": f"sample_{b}_{i}.png"}
+                           for i in range(size)], charset=charset)
             for b in range(count)]
 
 

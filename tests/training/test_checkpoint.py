@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from runner.calibration import Calibration
-from runner.charset import charset_signature
+from runner.charset import CHARSETS
 from runner.errors import CheckpointError
 from runner.inference.predictors import load_predictor
 from runner.models import create_model
@@ -51,7 +51,7 @@ def test_an_older_checkpoint_is_upgraded_on_load_to_the_current_layout(model, tm
         del payload["format_version"], payload["charset"]
     atomic_save(payload, tmp_path / "old.pt")
     loaded = load_checkpoint(tmp_path / "old.pt")
-    assert loaded["format_version"] == FORMAT_VERSION and loaded["charset"] == charset_signature()
+    assert loaded["format_version"] == FORMAT_VERSION and loaded["charset"] == CHARSETS["digits"].signature()
     assert loaded["preprocess"] == {"height": 32, "width": 128, "bucketing": True, "text_crop": True}
     assert loaded["calibration"] is None
     predictor = load_predictor(tmp_path / "old.pt")
@@ -63,8 +63,8 @@ def test_a_stored_calibration_maps_the_confidences_predict_returns(model, tmp_pa
     atomic_save(payload, tmp_path / "raw.pt")
     atomic_save({**payload, "calibration": {"method": "platt", "a": 2.0, "b": 0.5}}, tmp_path / "calibrated.pt")
     images = torch.rand(4, 1, 32, 128)
-    raw_texts, raw = load_predictor(tmp_path / "raw.pt").predict(images)
-    texts, calibrated = load_predictor(tmp_path / "calibrated.pt").predict(images)
+    raw_texts, raw, _ = load_predictor(tmp_path / "raw.pt").predict(images)
+    texts, calibrated, _ = load_predictor(tmp_path / "calibrated.pt").predict(images)
     assert texts == raw_texts and calibrated == pytest.approx(Calibration(2.0, 0.5).apply(raw))
 
 
@@ -178,3 +178,31 @@ def test_other_charset_and_other_model(model, tmp_path):
     torch.save(payload, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="weights do not fit"):
         load_model(tmp_path / "other.pt")
+
+
+def test_a_model_trained_with_the_numbers_charset_saves_and_reloads_with_it(tmp_path):
+    from runner.errors import ConfigError
+    from runner.training import OCRTrainer
+    from runner.training.checkpoint import load_model
+    from training.helpers import synthetic_batches, trainer_config
+
+    numbers = CHARSETS["numbers"]
+    torch.manual_seed(0)
+    batches = synthetic_batches(2, seed=0, charset="numbers"), synthetic_batches(1, seed=1, charset="numbers")
+    assert any(char not in CHARSETS["digits"].chars for batch in batches[0] for text in batch["texts"] for char in text)
+    trainer = OCRTrainer(create_model("ctc_small", charset="numbers"), *batches,
+                         trainer_config("charset=numbers", "trainer.max_epochs=1"), "cpu", output_dir=tmp_path / "run")
+    assert trainer.metrics.chars == numbers.chars and trainer.metrics.confusion.shape == (31, 31)
+    trainer.train()
+    best = tmp_path / "run" / "checkpoints" / "best.pt"
+    assert load_checkpoint(best)["charset"] == numbers.signature()
+    model, _ = load_model(best)
+    assert model.charset is numbers and model.classifier[-1].out_features == numbers.vocab_size
+    assert load_predictor(best).charset is numbers
+    with pytest.raises(ConfigError, match=r"the model reads charset 'digits' \(.*\) but the run config sets charset=numbers"):
+        OCRTrainer(create_model("ctc_small"), *batches, trainer_config("charset=numbers"), "cpu",
+                   output_dir=tmp_path / "other")
+    digits_run = OCRTrainer(create_model("ctc_small"), *batches[:1], synthetic_batches(1), trainer_config(
+        f"resume={tmp_path / 'run' / 'checkpoints' / 'last.pt'}"), "cpu", output_dir=tmp_path / "resumed")
+    with pytest.raises(CheckpointError, match=r"last.pt was trained with charset 'numbers'.*resume with charset=numbers"):
+        digits_run.train()

@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from runner.charset import BLANK, CHAR_TO_INDEX, VOCAB_SIZE
+from runner.charset import BLANK, CHARSETS
 from runner.metrics import OCRMetrics
 from runner.training.ocr_trainer import ExamplePicker
 from training.helpers import make_trainer, synthetic_batches
+
+DIGITS_CHARSET = CHARSETS["digits"]
 
 K = str.maketrans("0123456789", "០១២៣៤៥៦៧៨៩")
 
@@ -20,11 +22,11 @@ def k(text: str) -> str:
 
 def ctc_logits(*paths: list) -> torch.Tensor:
     """Logits [B, T, V] whose best path per row is `path` (characters, or BLANK)."""
-    logits = torch.full((len(paths), max(map(len, paths)), VOCAB_SIZE), -10.0)
+    logits = torch.full((len(paths), max(map(len, paths)), DIGITS_CHARSET.vocab_size), -10.0)
     for row, path in enumerate(paths):
         for step in range(logits.shape[1]):
             token = path[step] if step < len(path) else BLANK
-            logits[row, step, CHAR_TO_INDEX.get(token, BLANK)] = 10.0
+            logits[row, step, DIGITS_CHARSET.char_to_index.get(token, BLANK)] = 10.0
     return logits
 
 
