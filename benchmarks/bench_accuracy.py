@@ -38,7 +38,7 @@ def compare_with_tesseract(checkpoint: str | Path, images: int = 300, tesseract:
     """One row per split present: model and Tesseract sequence accuracy on the same `images` images."""
     predictor = load_predictor(checkpoint, "cpu")
     data, _ = evaluation_data_config(OmegaConf.structured(DataConfig), predictor, [])
-    datasets = build_datasets(data, evaluation_seed(predictor, data))
+    datasets = build_datasets(data, evaluation_seed(predictor, data), charset=predictor.charset)
     command = tesseract_command() if tesseract else None
     rows = []
     for split, what in SPLITS.items():
@@ -51,7 +51,7 @@ def compare_with_tesseract(checkpoint: str | Path, images: int = 300, tesseract:
                                "model_seq_accuracy": scores["seq_accuracy"], "model_cer": scores["cer"],
                                "tesseract_seq_accuracy": None}
         if command is not None:
-            read = tesseract_read(command, dataset.paths[:count])
+            read = tesseract_read(command, dataset.paths[:count], predictor.charset)
             row["tesseract_seq_accuracy"] = sum(text == truth for text, truth in zip(read, dataset.texts)) / count
         rows.append(row)
     return rows

@@ -40,7 +40,7 @@ from runner.inference.evaluation import (
 from runner.inference.predictors import load_predictor
 from runner.metrics import readings_report
 from runner.report import training_run, write_report
-from runner.schema import SHIPPED_MODEL
+from runner.schema import model_path
 
 log = logging.getLogger("runner.evaluate")
 register_inference_configs()
@@ -50,7 +50,7 @@ def evaluate(cfg: DictConfig, output_dir: Path, overrides: Sequence[str] = ()) -
     """Evaluate cfg.checkpoint on the chosen split; returns the metrics.json content."""
     check_inference_config(cfg)
     require(cfg.report_images >= 0, "report_images", "must be >= 0", cfg.report_images)
-    predictor = load_predictor(cfg.checkpoint or SHIPPED_MODEL, cfg.device, cfg.num_threads)
+    predictor = load_predictor(model_path(cfg.checkpoint), cfg.device, cfg.num_threads)
     data, from_training = evaluation_data_config(cfg.data, predictor, overrides)
     seed = evaluation_seed(predictor, data, cfg.seed)
     dataset, description = evaluation_dataset(data, cfg.split, seed, cfg.metadata,

@@ -36,7 +36,7 @@ from runner.inference.files import (
 from runner.inference.formats import PredictionWriter
 from runner.inference.predictors import load_predictor, predictor_files
 from runner.outputs import atomic_path, check_output
-from runner.schema import SHIPPED_MODEL
+from runner.schema import model_path
 
 log = logging.getLogger("runner.predict")
 register_inference_configs()
@@ -46,7 +46,7 @@ def predict(cfg: DictConfig) -> int:
     """Predict every image of cfg.inputs; returns the number of images read."""
     check_inference_config(cfg)
     images = discover_images(cfg.inputs)
-    predictor = load_predictor(cfg.checkpoint or SHIPPED_MODEL, cfg.device, cfg.num_threads)
+    predictor = load_predictor(model_path(cfg.checkpoint), cfg.device, cfg.num_threads)
     listed = list_file(cfg.inputs)
     read = [image.path for image in images] + ([listed] if listed is not None else [])
     output = check_output(resolve_path(cfg.output), "output", overwrite=cfg.overwrite, inputs=read,

@@ -1,7 +1,8 @@
 """The Python API: read Khmer numbers in images with a trained model, in three lines.
 
     from runner import Reader
-    reader = Reader()                                   # the shipped model; or Reader("run_dir" | "m.pt" | "m.onnx")
+    reader = Reader()                                   # the shipped model; Reader("numbers"): the shipped numbers
+                                                        # model; or Reader("run_dir" | "m.pt" | "m.onnx")
     reader.read("scan.png")                             # Reading(text='១២៣', confidence=0.98, value='123',
                                                         #         char_confidences=[0.99, 0.99, 1.0])
     reader.read([path, pil_image, numpy_array])         # a list of Readings, in input order
@@ -27,8 +28,8 @@ from PIL import Image
 from runner.data.preprocess import content_widths, load_image
 from runner.errors import CheckpointError, ConfigError, DataError
 from runner.inference.stored_model import StoredModel
+from runner.schema import SHIPPED_MODELS, model_path
 
-SHIPPED_MODEL = Path(__file__).resolve().parent / "shipped" / "default.onnx"
 # A width-bucketed model sorts this many batches at a time by text width (as runner.inference.files does)
 CHUNK_BATCHES = 16
 
@@ -46,7 +47,8 @@ class Reading:
 class Reader:
     """A model ready to read images: `Reader(model=None, *, device="cpu", num_threads=None, batch_size=64)`.
 
-    `model`: None (the model shipped with the package), an exported .onnx file, a checkpoint .pt or a run dir
+    `model`: None (the digits model shipped with the package), "numbers" (the shipped numbers model: separators,
+    signs, ASCII digits), an exported .onnx file, a checkpoint .pt or a run dir
     (its best checkpoint). `device` (checkpoints only): cpu, cuda, cuda:N or auto.
     """
 
@@ -98,13 +100,12 @@ class Reader:
 
 
 def _model_path(model: Optional[str | Path]) -> Path:
-    if model is not None:
-        return Path(model).expanduser()
-    if not SHIPPED_MODEL.is_file():
-        raise CheckpointError(f"no shipped model is installed ({SHIPPED_MODEL} is missing), so Reader() has nothing "
+    path = model_path(model)
+    if path in SHIPPED_MODELS.values() and not path.is_file():
+        raise CheckpointError(f"no shipped model is installed at {path}, so Reader({model!r}) has nothing "
                               f"to read with; pass a model: Reader('outputs/<run dir>'), Reader('model.pt') or "
                               f"Reader('model.onnx') (python -m runner.export writes one).")
-    return SHIPPED_MODEL
+    return path
 
 
 def _load(path: Path, device: str, num_threads: Optional[int]) -> StoredModel:

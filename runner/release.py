@@ -1,7 +1,11 @@
-"""`python -m runner.release`: make the shipped model (runner/shipped/) and its model card from a training run.
+"""`python -m runner.release`: make a shipped model (runner/shipped/) and its model card from a training run.
 
     make release-model                              # train the default config, then package it
+    make release-model ARGS=experiment=numbers      # the same for the numbers charset (numbers.onnx)
     make release-model RUN=outputs/default/...      # package a run that already trained
+
+The run's charset names the file: digits -> default.onnx (MODEL_CARD.md), numbers -> numbers.onnx
+(MODEL_CARD.numbers.md).
 
 Packaging: the run's best checkpoint, calibrated on its own validation splits if it has no stored
 calibration, is exported to ONNX (with the parity check of `runner.export`), then read on every
@@ -33,7 +37,7 @@ from omegaconf import OmegaConf
 from runner.cli import entry_point
 from runner.errors import ConfigError, DataError
 from runner.outputs import write_text_atomic
-from runner.schema import SHIPPED_MODEL
+from runner.schema import SHIPPED_MODEL, SHIPPED_MODELS
 
 log = logging.getLogger("runner.release")
 
@@ -42,14 +46,40 @@ SPLITS = ("val", "val_hard", "val_unseen_fonts", "val_hard_unseen_fonts")
 # the small dataset the card and the test both read: generated again from these settings and seed
 CHECK_DATA = {"seed": 20261203, "train_size": 8, "val_size": 100, "hard_val_size": 100}
 CHECK_SPLIT = "val_hard_unseen_fonts"
-LIMITS = (
-    "Reads one line of Khmer digits (០-៩) only: no separators, signs, Latin digits or letters (a price "
-    "`១២,៥០០៛` or a date `០២/១២/២០២៦` is not read as written).",
-    "At most 8 digits per image (data.max_length); longer numbers are cut or misread.",
-    "Trained on rendered images of installed Khmer font families; handwriting, and print in families far from "
-    "them, read worse (see the unseen-font rows).",
-    "One text line per image: crop the number first; a page or a photo of a whole receipt is not read.",
-)
+TEXT_KEYS = ("min_length", "max_length", "formats", "ascii_digits")  # of the model's training data, when not default
+LIMITS = {
+    "digits": (
+        "Reads one line of Khmer digits (០-៩) only: no separators, signs, Latin digits or letters (a price "
+        "`១២,៥០០៛` or a date `០២/១២/២០២៦` is not read as written; the shipped numbers model reads them).",
+        "At most 8 digits per image (data.max_length); longer numbers are cut or misread.",
+        "Trained on rendered images of installed Khmer font families; handwriting, and print in families far from "
+        "them, read worse (see the unseen-font rows).",
+        "One text line per image: crop the number first; a page or a photo of a whole receipt is not read.",
+    ),
+    "numbers": (
+        "Reads one line of a Khmer number: Khmer and ASCII digits and ` ,./-:៛$%+` (prices, decimals, dates, times, "
+        "phone numbers, percentages, ids); no letters, no other currency signs (€, ฿), no Khmer words such as "
+        "`រៀល` written out.",
+        "At most 20 characters per image (data.max_length); longer lines are cut or misread.",
+        "Trained on the formats of runner/data/formats.py; a number written another way (a thousands separator "
+        "every 4 digits, a date with dots) reads worse. Spaces count: `០១២ ៣៤៥` and `០១២៣៤៥` are different texts.",
+        "Trained on rendered images of installed Khmer font families; handwriting, and print in families far from "
+        "them, read worse (see the unseen-font rows).",
+        "One text line per image: crop the number first; a page or a photo of a whole receipt is not read.",
+    ),
+}
+
+
+def card_paths(model: Path) -> tuple[Path, Path]:
+    """(MODEL_CARD.md, model_card.json) of a shipped model: the default's plain names, others' with its stem."""
+    suffix = "" if model.stem == "default" else f".{model.stem}"
+    return model.parent / f"MODEL_CARD{suffix}.md", model.parent / f"model_card{suffix}.json"
+
+
+def card_charset(config: dict[str, Any]) -> str:
+    """The charset a card's training config names (configs from before charsets: digits)."""
+    charset = config.get("charset") or {}
+    return str(charset.get("name", "digits")) if isinstance(charset, dict) else "digits"
 
 
 def _train(overrides: Sequence[str]) -> Path:
@@ -80,7 +110,8 @@ def _split_readings(predictor: Any, data: Any, seed: int, splits: Sequence[str],
 
     readings = {}
     for split in splits:
-        dataset, _ = evaluation_dataset(data, split, seed, metadata)
+        dataset, _ = evaluation_dataset(data, split, seed, metadata, charset=predictor.charset,
+                                        model=str(predictor.source))
         readings[split] = (dataset, read_dataset(predictor, dataset, 64, 0, data.max_length))
     return readings
 
@@ -125,7 +156,7 @@ def evaluate_shipped(predictor: Any, data: Any, seed: int, tesseract_images: int
     command = tesseract_command()
     rows = []
     for split, (_, samples) in _split_readings(predictor, data, seed, SPLITS).items():
-        metrics = samples.scored(worst_k=0).compute()
+        metrics = samples.scored(0, predictor.charset).compute()
         row = {"split": split, "images": int(metrics["count"]), "seq_accuracy": round(metrics["seq_accuracy"], 4),
                "cer": round(metrics["cer"], 4), "tesseract": None}
         count = min(tesseract_images, len(samples.targets))
@@ -133,7 +164,7 @@ def evaluate_shipped(predictor: Any, data: Any, seed: int, tesseract_images: int
         picks = sorted({round(i * (len(samples.targets) - 1) / max(count - 1, 1)) for i in range(count)})
         count = len(picks)
         files = [Path(samples.paths[i]) for i in picks]
-        read = tesseract_read(command, files) if command and count else None
+        read = tesseract_read(command, files, predictor.charset) if command and count else None
         if read is not None:
             truths = [samples.targets[i] for i in picks]
             model_right = sum(samples.predictions[i] == samples.targets[i] for i in picks)
@@ -153,12 +184,17 @@ def check_figures(model: Path, workdir: Path) -> dict[str, Any]:
 
     predictor = load_predictor(model)
     settings = {key: value for key, value in CHECK_DATA.items() if key != "seed"}
+    trained = predictor.training.get("data") or {}
+    defaults = DataConfig()
+    # the texts the model was made for, where they are not the default's (a digits card's data stays as it was)
+    settings.update({key: trained[key] for key in TEXT_KEYS if key in trained and trained[key] != getattr(defaults, key)})
     data = DataConfig(**settings, image_height=predictor.height, image_width=predictor.width,
                       text_crop=predictor.text_crop, bucketing=predictor.bucketing, cache_in_memory=False)
     metadata = write_dataset(data, CHECK_DATA["seed"], workdir / "check_data")
-    dataset, _ = evaluation_dataset(data, CHECK_SPLIT, CHECK_DATA["seed"], str(metadata))
-    metrics = read_dataset(predictor, dataset, 64, 0, data.max_length).scored(worst_k=0).compute()
-    return {"data": dict(CHECK_DATA), "split": CHECK_SPLIT, "images": int(metrics["count"]),
+    dataset, _ = evaluation_dataset(data, CHECK_SPLIT, CHECK_DATA["seed"], str(metadata), charset=predictor.charset,
+                                    model=str(model))
+    metrics = read_dataset(predictor, dataset, 64, 0, data.max_length).scored(0, predictor.charset).compute()
+    return {"data": {"seed": CHECK_DATA["seed"], **settings}, "split": CHECK_SPLIT, "images": int(metrics["count"]),
             "seq_accuracy": metrics["seq_accuracy"], "cer": metrics["cer"]}
 
 
@@ -166,11 +202,12 @@ def model_card(run_dir: Path, model: Path, calibration: dict[str, Any], rows: li
                check: dict[str, Any], families: Sequence[str], config_yaml: str, train_commit: str) -> dict[str, Any]:
     from runner.training.checkpoint import git_commit
 
+    config = OmegaConf.to_container(OmegaConf.create(config_yaml), resolve=False)
     return {
         "model": model.name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "packaged_at_commit": git_commit(), "trained_at_commit": train_commit, "run_dir": str(run_dir),
-        "fonts": list(families), "splits": rows, "check": check, "calibration": calibration, "limits": list(LIMITS),
-        "config": OmegaConf.to_container(OmegaConf.create(config_yaml), resolve=False),
+        "fonts": list(families), "splits": rows, "check": check, "calibration": calibration,
+        "limits": list(LIMITS[card_charset(config)]), "config": config,
     }
 
 
@@ -183,22 +220,27 @@ def _ece_change(calibration: dict[str, Any]) -> str:
 
 def card_markdown(card: dict[str, Any]) -> str:
     config = card["config"]
+    charset = card_charset(config)
+    experiment = config.get("experiment_name", "default")
+    command = "python -m runner" + ("" if experiment == "default" else f" experiment={experiment}")
+    used_by = ("`Reader()`, `predict` and `evaluate` use when no checkpoint is given" if charset == "digits" else
+               f"`Reader(\"{charset}\")`, `predict checkpoint={charset}` and `evaluate checkpoint={charset}` use")
     lines = [
         f"# Model card: {card['model']}", "",
-        f"The model `Reader()`, `predict` and `evaluate` use when no checkpoint is given. Made by "
+        f"The model {used_by} (charset `{charset}`). Made by "
         f"`make release-model` on {card['created'][:10]} from run `{card['run_dir']}` (trained at commit "
         f"`{card['trained_at_commit']}`, packaged at `{card['packaged_at_commit']}`).", "",
         f"- model: `{config['model']['name']}` ({config['model']['_target_'].rsplit('.', 1)[-1]}), input "
         f"{config['data']['image_height']}×{config['data']['image_width']} grayscale, up to "
-        f"{config['data']['max_length']} digits",
-        f"- trained: default config (`python -m runner`), {config['data']['train_size']:,} rendered images, "
+        f"{config['data']['max_length']} {'digits' if charset == 'digits' else 'characters'}",
+        f"- trained: `{command}`, {config['data']['train_size']:,} rendered images, "
         f"seed {config['seed']}, time budget {config['trainer']['max_time_minutes']} min",
         f"- fonts it saw ({len(card['fonts'])} families, val_unseen_fonts holds out "
         f"{', '.join(config['data']['held_out_fonts'])}): {', '.join(card['fonts'])}", "",
         "## Figures", "",
         "Sequence accuracy (whole number right) and CER on every validation split of the data it trained on; "
-        "Tesseract 5 (`-l khm --psm 7`, digits kept) on images spread over each split (every width), next to the "
-        "model on the same images.",
+        f"Tesseract 5 (`-l khm --psm 7`, the characters of charset `{charset}` kept) on images spread over each "
+        "split (every width), next to the model on the same images.",
         "", "| split | images | seq accuracy | CER | Tesseract 5 (same images: model / Tesseract) |",
         "|---|---:|---:|---:|---|",
     ]
@@ -229,7 +271,8 @@ def release(run_dir: Optional[Path], overrides: Sequence[str], out_dir: Path, te
     checkpoint = run_checkpoint(run_dir, "best")
     payload = load_checkpoint(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model = out_dir / SHIPPED_MODEL.name
+    charset = card_charset(OmegaConf.to_container(OmegaConf.create(payload["config_yaml"]), resolve=False))
+    model = out_dir / SHIPPED_MODELS[charset].name
     with tempfile.TemporaryDirectory() as folder:
         copy, calibration = _calibrated_copy(checkpoint, Path(folder))
         _export(copy, model)
@@ -240,8 +283,9 @@ def release(run_dir: Optional[Path], overrides: Sequence[str], out_dir: Path, te
         check = check_figures(model, Path(folder))
     card = model_card(run_dir, model, calibration, rows, check, families, payload["config_yaml"],
                       payload["git_commit"])
-    write_text_atomic(out_dir / "model_card.json", json.dumps(card, indent=1, ensure_ascii=False) + "\n")
-    write_text_atomic(out_dir / "MODEL_CARD.md", card_markdown(card))
+    markdown_path, json_path = card_paths(model)
+    write_text_atomic(json_path, json.dumps(card, indent=1, ensure_ascii=False) + "\n")
+    write_text_atomic(markdown_path, card_markdown(card))
     print(card_markdown(card))
     return model
 

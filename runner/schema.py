@@ -1,4 +1,4 @@
-"""What every typed config shares: where conf/ and the shipped model are, and field help text.
+"""What every typed config shares: where conf/ and the shipped models are, and field help text.
 
 Choice fields are typed with a `StrEnum` whose member names are its values (as fairseq's
 ChoiceEnum): OmegaConf refuses any other value when the config is composed, listing the allowed
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
-from omegaconf import MISSING
-
+MISSING: Any = "???"  # OmegaConf's marker of a required value (omegaconf.MISSING), spelled here so that the
+# torch-free reading path (runner.reader) can import this module without OmegaConf
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -24,7 +24,20 @@ def conf_dir() -> Path:
 
 
 CONF_DIR = conf_dir()
-SHIPPED_MODEL = _PACKAGE_DIR / "shipped" / "default.onnx"  # made by `make release-model` (runner/release.py)
+# One shipped model per charset, made by `make release-model` (runner/release.py); digits is the default.
+SHIPPED_MODELS = {"digits": _PACKAGE_DIR / "shipped" / "default.onnx",
+                  "numbers": _PACKAGE_DIR / "shipped" / "numbers.onnx"}
+SHIPPED_MODEL = SHIPPED_MODELS["digits"]
+
+
+def model_path(model: Optional[str | Path]) -> Path:
+    """What a `checkpoint=`/`Reader(model)` argument names: None is the shipped digits model, a shipped model's
+    charset name (`numbers`) that is not also a file here is that shipped model, anything else a path."""
+    if model is None or model == "":
+        return SHIPPED_MODEL
+    if str(model) in SHIPPED_MODELS and not Path(model).exists():
+        return SHIPPED_MODELS[str(model)]
+    return Path(model).expanduser()
 
 
 def help_field(text: str, default: Any = MISSING, factory: Any = None) -> Any:

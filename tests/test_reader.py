@@ -13,7 +13,7 @@ from inference.helpers import digits_image, save_checkpoint
 from runner import Reader, Reading
 from runner.data.preprocess import preprocess_image
 from runner.errors import CheckpointError, ConfigError, DataError
-from runner.reader import SHIPPED_MODEL
+from runner.schema import SHIPPED_MODEL
 
 TEXTS = ("១២៣៤", "៥", "៦៧៨៩០១២", "៤២", "៩៩៩", "១០")
 

@@ -45,7 +45,8 @@ SPLITS = tuple(Split)
 @dataclass
 class _InferenceConfig:
     checkpoint: Optional[str] = help_field("A checkpoint .pt, a run dir (its best checkpoint, else its last) or an "
-                                           "exported .onnx file; null = the shipped model (runner/shipped/).", None)
+                                           "exported .onnx file; null = the shipped digits model, `numbers` = the shipped numbers "
+                                           "model (runner/shipped/).", None)
     batch_size: int = help_field("Images per forward pass.", 64)
     device: str = help_field("auto (cuda if available), cpu or cuda.", "auto")
     num_threads: Optional[int] = help_field("torch / ONNX Runtime intra-op threads; null = library default.", None)
