@@ -185,7 +185,7 @@ class DataConfig:
         "left out keeps its value. Formats other than digits need the charset that "
         "holds their signs (charset=numbers).", factory=lambda: dict(DEFAULT_MIX))
     ascii_digits: float = help_field("Share of generated texts written with ASCII digits 0-9 instead of Khmer ones "
-                                     "(a tenth of those mix both scripts), as Cambodian documents do.", 0.0)
+                                     "(one script per number), as Cambodian documents mix them.", 0.0)
     image_height: int = help_field("Model input height in px.", 32)
     image_width: int = help_field("Model input width in px (text is padded, or shrunk to fit); with bucketing the "
                                   "widest batch, most batches are narrower.", 128)

@@ -34,7 +34,7 @@ import yaml
 from runner.data.augment import degradation_kinds
 from runner.data.config import AugmentConfig, DataConfig, as_data_config
 from runner.data.fonts import FontSpec, discover_fonts, families, split_held_out
-from runner.data.formats import DEFAULT_MIX, NumberFormat, mix_shares
+from runner.data.formats import DEFAULT_MIX, FORMATS_VERSION, NumberFormat, mix_shares
 from runner.data import pixel_store
 from runner.data.preprocess import preprocess_image_uint8
 from runner.data.render import render_sample, sample_key
@@ -305,7 +305,7 @@ def generator_settings(cfg: DataConfig) -> dict[str, Any]:
         settings["train_fonts"] = list(cfg.train_fonts)
     formats = mix_shares(cfg.formats)
     if formats != mix_shares(DEFAULT_MIX) or cfg.ascii_digits:
-        settings.update(formats=formats, ascii_digits=cfg.ascii_digits)
+        settings.update(formats=formats, ascii_digits=cfg.ascii_digits, formats_version=FORMATS_VERSION)
     return settings
 
 

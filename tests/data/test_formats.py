@@ -66,7 +66,7 @@ def test_every_format_writes_texts_that_parse_back_and_fit(fmt, max_length):
 
 def test_formats_draw_their_variants():
     texts = {fmt: [text for text, _ in draws({fmt.value: 1.0}, 20, 600)] for fmt in NumberFormat}
-    assert any(t.endswith(" \u17db") for t in texts[NumberFormat.price])
+    assert not any(" " in t for t in texts[NumberFormat.price])  # a gap before ៛ is typography, not a character
     assert any(re.fullmatch(r"\S+\u17db", t) and "," in t for t in texts[NumberFormat.price])
     assert any(t.startswith("$") for t in texts[NumberFormat.price])
     assert {"/", "-"} <= set("".join(texts[NumberFormat.date]))
@@ -99,13 +99,13 @@ def test_the_default_mix_draws_exactly_what_the_generator_drew_before_formats():
     assert mix_shares({"digits": 3.0, "price": 0.0}) == mix_shares(DEFAULT_MIX) == {"digits": 1.0}
 
 
-def test_a_share_is_written_in_ascii_digits_some_mixing_both_scripts():
+def test_a_share_is_written_in_ascii_digits_one_script_per_number():
     texts = [text for text, _ in draws({"digits": 1.0, "price": 1.0}, 12, count=4000, ascii_share=0.3,
                                        min_length=4)]
     ascii = [text for text in texts if set(text) & set(ASCII_DIGITS)]
     mixed = [text for text in ascii if set(text) & set(DIGITS)]
     assert abs(len(ascii) / len(texts) - 0.3) < 0.03
-    assert 0 < len(mixed) < 0.2 * len(ascii)
+    assert not mixed  # ASCII 0 and Khmer ០ look alike: only the number's other digits tell them apart
     assert not any(set(text) & set(ASCII_DIGITS) for text, _ in draws(DEFAULT_MIX, 12, ascii_share=0.0))
 
 
