@@ -26,6 +26,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 TARGET_ACCURACY = 0.995  # the accuracy the reported threshold reaches on the images it keeps
+CONFIDENT = 0.9  # a misread above this confidence is reported on its own (misreads_above_0.9)
 CURVE_POINTS = 21  # points of the compact reject curve in metrics.json
 ECE_BINS = 10
 # ECE above this, on a split with enough misreads to measure it, says raw confidence should not be read as a probability
@@ -115,6 +116,9 @@ def confidence_report(confidences: Sequence[float], correct: Sequence[bool], tar
     quality = reliability(confidences, correct)
     ranking = auroc(confidences, correct)
     misreads = int(len(curve) and (~np.asarray(correct, dtype=bool)).sum())
+    # a confident misread is the costly kind: nothing flags it for a second look
+    confident = int(len(curve) and ((~np.asarray(correct, dtype=bool))
+                                    & (np.asarray(confidences, dtype=float) > CONFIDENT)).sum())
     if quality["ece"] is None:
         verdict = "no images"
     elif quality["ece"] > ECE_WORTH_CALIBRATING and misreads >= ECE_BINS:
@@ -128,7 +132,7 @@ def confidence_report(confidences: Sequence[float], correct: Sequence[bool], tar
         verdict = (f"ECE {quality['ece']:.3f} <= {ECE_WORTH_CALIBRATING} (or under {ECE_BINS} misreads to measure "
                    f"it): these confidences read as probabilities")
     return {
-        "images": len(correct), "misreads": misreads, "auroc": ranking, "ece": quality["ece"],
+        "images": len(correct), "misreads": misreads, f"misreads_above_{CONFIDENT}": confident, "auroc": ranking, "ece": quality["ece"],
         "reliability": quality["bins"], "target_accuracy": target,
         "threshold": None if reached is None else {"threshold": round(reached["threshold"], 6),
                                                    "kept": round(reached["kept"], 4),

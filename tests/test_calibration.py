@@ -65,6 +65,8 @@ def test_the_report_says_whether_calibration_is_worth_it():
     honest = confidence_report([0.95] * 20 + [0.3] * 20, [True] * 20 + [False] * 20)
     assert honest["auroc"] == 1.0 and honest["threshold"] == {"threshold": 0.95, "kept": 0.5, "accuracy": 1.0}
     assert honest["misreads"] == 20 and honest["reject_curve"][-1] == {"threshold": 0.3, "kept": 1.0, "accuracy": 0.5}
+    # confident misreads are counted on their own: ten wrong at 0.99, none of the honest report's wrong ones
+    assert report["misreads_above_0.9"] == 10 and honest["misreads_above_0.9"] == 0
 
 
 def under_confident_reads(count: int = 2000, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -155,6 +155,14 @@ def format_report_table(report: dict[str, Any]) -> str:
     for key in ("char_accuracy", "seq_accuracy", "cer", "norm_edit_distance"):
         lines.append(f"{key:<22}{scores[key]:>10.4f}")
     lines.append(f"{'samples':<22}{int(scores['count']):>10d}")
+    confidence = report.get("confidence") or {}
+    if "misreads" in confidence:
+        lines.append(f"{'misreads':<22}{confidence['misreads']:>10d}")
+        lines.append(f"{'  of them conf > 0.9':<22}{confidence['misreads_above_0.9']:>10d}")
+    per_format = report.get("per_format") or {}
+    if len(per_format) > 1:
+        lines += ["", f"{'format':<10}{'samples':>9}{'seq_acc':>10}", "-" * 29]
+        lines += [f"{name:<10}{row['images']:>9d}{row['seq_accuracy']:>10.4f}" for name, row in per_format.items()]
     lines += ["", f"{'length':<8}{'samples':>9}{'seq_acc':>10}", "-" * 27]
     for length, accuracy in report["per_length_accuracy"].items():
         lines.append(f"{length:<8}{report['length_histogram'][length]:>9d}{accuracy:>10.4f}")
