@@ -112,11 +112,8 @@ def ablation_markdown(rows: Sequence[dict[str, Any]], args: argparse.Namespace, 
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
-    parser.add_argument("--train-fonts", nargs="+", default=list(TRAIN_FONTS))
-    parser.add_argument("--held-out", nargs="+", default=list(HELD_OUT))
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The short-run settings train_one reads (also benchmarks/kfold_fonts.py's)."""
     parser.add_argument("--train-size", type=int, default=12000)
     parser.add_argument("--val-size", type=int, default=500)
     parser.add_argument("--hard-val-size", type=int, default=1000)
@@ -124,6 +121,21 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     parser.add_argument("--max-minutes", type=float, default=6.0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1234)
+
+
+def write_report(name: str, report: str) -> None:
+    """outputs/bench/NAME.md and stdout."""
+    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+    (OUTPUT_DIR / f"{name}.md").write_text(report, encoding="utf-8")
+    print(report)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=list(LEVERS))
+    parser.add_argument("--train-fonts", nargs="+", default=list(TRAIN_FONTS))
+    parser.add_argument("--held-out", nargs="+", default=list(HELD_OUT))
+    add_run_arguments(parser)
     parser.add_argument("--render-images", type=int, default=200)
     args = parser.parse_args(argv)
     machine = machine_markdown()
@@ -134,10 +146,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         row = {**train_one(lever, args, root), "render_images_per_s": rate}
         print(json.dumps(row), flush=True)
         rows.append(row)
-    report = ablation_markdown(rows, args, machine)
-    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUTPUT_DIR / "ablate_glyphs.md").write_text(report, encoding="utf-8")
-    print(report)
+    write_report("ablate_glyphs", ablation_markdown(rows, args, machine))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: the sibling bench_* modules
 
-from ablate_glyphs import OUTPUT_DIR, train_one  # noqa: E402
+from ablate_glyphs import OUTPUT_DIR, add_run_arguments, train_one, write_report  # noqa: E402
 from bench import machine_markdown  # noqa: E402
 
 FOLDS: tuple[tuple[str, ...], ...] = (
@@ -57,13 +57,7 @@ def kfold_markdown(rows: Sequence[dict[str, Any]], args: argparse.Namespace, mac
 def main(argv: Optional[Sequence[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folds", nargs="+", type=int, default=list(range(len(FOLDS))))
-    parser.add_argument("--train-size", type=int, default=12000)
-    parser.add_argument("--val-size", type=int, default=500)
-    parser.add_argument("--hard-val-size", type=int, default=1000)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--max-minutes", type=float, default=6.0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--seed", type=int, default=1234)
+    add_run_arguments(parser)
     args = parser.parse_args(argv)
     machine = machine_markdown()
     root = OUTPUT_DIR / "kfold_fonts" / time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -73,10 +67,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         row = {"fold": fold, "held_out": FOLDS[fold], **train_one("baseline", fold_args, root / f"fold{fold}")}
         print(json.dumps(row, default=list), flush=True)
         rows.append(row)
-    report = kfold_markdown(rows, args, machine)
-    OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
-    (OUTPUT_DIR / "kfold_fonts.md").write_text(report, encoding="utf-8")
-    print(report)
+    write_report("kfold_fonts", kfold_markdown(rows, args, machine))
 
 
 if __name__ == "__main__":
