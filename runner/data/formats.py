@@ -45,7 +45,7 @@ class NumberFormat(StrEnum):
 DEFAULT_MIX: dict[str, float] = {fmt.value: float(fmt == NumberFormat.digits) for fmt in NumberFormat}
 # The characters each format writes besides digits; format_chars adds the digits themselves.
 SEPARATORS: dict[NumberFormat, str] = {
-    NumberFormat.digits: "", NumberFormat.price: f",.$ {RIEL}", NumberFormat.decimal: ".",
+    NumberFormat.digits: "", NumberFormat.price: f",.${RIEL}", NumberFormat.decimal: ".",
     NumberFormat.date: "/-", NumberFormat.time: ":", NumberFormat.phone: " +", NumberFormat.percent: ".%",
     NumberFormat.id: "- ",
 }
@@ -161,8 +161,7 @@ def _most_digits(room: int, most: int) -> int:
 
 
 def write_bare_digits(rng: np.random.Generator, min_length: int, max_length: int) -> str:
-    length = int(rng.integers(min_length, max_length + 1))
-    return "".join(ASCII_DIGITS[int(i)] for i in rng.integers(0, 10, length))
+    return _digit_run(rng, int(rng.integers(min_length, max_length + 1)))
 
 
 def write_price(rng: np.random.Generator, min_length: int, max_length: int) -> str:
