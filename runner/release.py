@@ -199,10 +199,10 @@ def check_figures(model: Path, workdir: Path) -> dict[str, Any]:
 
 
 def model_card(run_dir: Path, model: Path, calibration: dict[str, Any], rows: list[dict[str, Any]],
-               check: dict[str, Any], families: Sequence[str], config_yaml: str, train_commit: str) -> dict[str, Any]:
+               check: dict[str, Any], families: Sequence[str], config: dict[str, Any], train_commit: str
+               ) -> dict[str, Any]:
     from runner.training.checkpoint import git_commit
 
-    config = OmegaConf.to_container(OmegaConf.create(config_yaml), resolve=False)
     return {
         "model": model.name, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "packaged_at_commit": git_commit(), "trained_at_commit": train_commit, "run_dir": str(run_dir),
@@ -271,7 +271,8 @@ def release(run_dir: Optional[Path], overrides: Sequence[str], out_dir: Path, te
     checkpoint = run_checkpoint(run_dir, "best")
     payload = load_checkpoint(checkpoint)
     out_dir.mkdir(parents=True, exist_ok=True)
-    charset = card_charset(OmegaConf.to_container(OmegaConf.create(payload["config_yaml"]), resolve=False))
+    config = OmegaConf.to_container(OmegaConf.create(payload["config_yaml"]), resolve=False)  # as the run stored it
+    charset = card_charset(config)
     model = out_dir / SHIPPED_MODELS[charset].name
     with tempfile.TemporaryDirectory() as folder:
         copy, calibration = _calibrated_copy(checkpoint, Path(folder))
@@ -281,7 +282,7 @@ def release(run_dir: Optional[Path], overrides: Sequence[str], out_dir: Path, te
         data, _ = evaluation_data_config(compose_config("evaluate", [f"checkpoint={model}"]).data, predictor, [])
         rows = evaluate_shipped(predictor, data, evaluation_seed(predictor, data), tesseract_images)
         check = check_figures(model, Path(folder))
-    card = model_card(run_dir, model, calibration, rows, check, families, payload["config_yaml"],
+    card = model_card(run_dir, model, calibration, rows, check, families, config,
                       payload["git_commit"])
     markdown_path, json_path = card_paths(model)
     write_text_atomic(json_path, json.dumps(card, indent=1, ensure_ascii=False) + "\n")
