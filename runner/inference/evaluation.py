@@ -15,6 +15,7 @@ import torch
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from runner.calibration import CONFIDENT
 from runner.charset import Charset, LabelOutsideCharset
 from runner.config import TrainingConfig
 from runner.data.config import DataConfig, as_data_config, data_seed
@@ -158,7 +159,7 @@ def format_report_table(report: dict[str, Any]) -> str:
     confidence = report.get("confidence") or {}
     if "misreads" in confidence:
         lines.append(f"{'misreads':<22}{confidence['misreads']:>10d}")
-        lines.append(f"{'  of them conf > 0.9':<22}{confidence['misreads_above_0.9']:>10d}")
+        lines.append(f"{f'  of them conf > {CONFIDENT}':<22}{confidence[f'misreads_above_{CONFIDENT}']:>10d}")
     per_format = report.get("per_format") or {}
     if len(per_format) > 1:
         lines += ["", f"{'format':<10}{'samples':>9}{'seq_acc':>10}", "-" * 29]
