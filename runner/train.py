@@ -23,9 +23,10 @@ from runner.training.utils import resolve_device, setup_training_environment
 log = logging.getLogger("runner")
 
 
-ONE_FAMILY_COST = ("a model trained on the pip Noto Sans Khmer alone read 45% of numbers printed in font families it "
-                   "never saw, against 97% for one trained with both Debian packages (independent held-out set, "
-                   "docs/data.md 'Fonts')")
+ONE_FAMILY_COST = ("a model trained on the pip Noto Sans Khmer alone read 66% of the numbers printed in the twelve Khmer "
+                   "OS families (the default recipe; 45% of an independent held-out set before data.augment."
+                   "allograph_p), against 97% for one trained with both Debian packages (docs/results.md 'Unseen "
+                   "fonts')")
 
 
 def announce_fonts(data_cfg: DictConfig) -> None:

@@ -22,7 +22,12 @@ from runner.schema import CONF_DIR, help_field
 
 BACKGROUND_KINDS = ("solid", "gradient", "noise", "paper")
 GLYPH_KNOBS = ("glyph_scale", "glyph_rotation", "baseline_jitter", "glyph_spacing_jitter", "stroke_p", "stroke_radius",
-               "elastic_p", "elastic_strength", "mix_fonts_p")
+               "elastic_p", "elastic_strength", "mix_fonts_p", "allograph_p", "nib_p", "nib_width")
+# Each glyph lever's switch in its "off" position: what validation splits draw (AugmentConfig.without_glyphs).
+# stroke_radius, elastic_strength and nib_width are sizes, not switches.
+GLYPHS_OFF: dict[str, Any] = {"glyph_scale": [1.0, 1.0], "glyph_rotation": 0.0, "baseline_jitter": 0.0,
+                              "glyph_spacing_jitter": 0.0, "stroke_p": 0.0, "elastic_p": 0.0, "mix_fonts_p": 0.0,
+                              "allograph_p": 0.0, "nib_p": 0.0}
 MAX_SPLIT_SIZE = 10_000_000
 
 
@@ -81,7 +86,8 @@ class AugmentConfig:
                                            factory=lambda: [0.5, 0.85])
     underline_p: float = help_field("Probability of an underline below the digits (never through them).", 0.05)
     table_rules_p: float = help_field("Probability of table rules (lines in the margins around the cell).", 0.1)
-    # Glyph-level levers (runner/data/glyphs.py), all off by default; conf/data/augment/glyph.yaml turns them on.
+    # Glyph-level levers (runner/data/glyphs.py): all but allograph_p off by default; conf/data/augment/glyph.yaml
+    # turns them on.
     glyph_scale: List[float] = help_field("Size of each glyph relative to the font size, drawn per glyph ([1, 1] = "
                                           "off).", factory=lambda: [1.0, 1.0])
     glyph_rotation: float = help_field("Largest rotation of each glyph on its own, in degrees either way (0 = off).",
@@ -98,6 +104,14 @@ class AugmentConfig:
                                          "of the text height.", 0.05)
     mix_fonts_p: float = help_field("Probability that a glyph is drawn with a second font family's face (one "
                                     "second face per number; 0 = off).", 0.0)
+    allograph_p: float = help_field("Probability that each ៤ is drawn as the font's ៥ without its knot: the ៤ of "
+                                    "most print families, which Noto Sans Khmer (its ៤ is another, open design) "
+                                    "never shows a model; other families draw nothing (0 = off). On by default for "
+                                    "the model a pip-only machine trains (docs/results.md 'Unseen fonts').", 0.5)
+    nib_p: float = help_field("Probability of redrawing the text with a flat pen: the ink swept along a nib at a "
+                              "random angle (a variable font drawn at its thinnest weight first), for the thick and "
+                              "thin strokes of calligraphic and display faces (0 = off).", 0.0)
+    nib_width: float = help_field("Largest nib length as a fraction of the text height (drawn 0.5..1 of it).", 0.12)
 
     def settings(self) -> dict[str, Any]:
         """Every knob, for a dataset's metadata and cache key; the glyph-level knobs only when one differs
@@ -111,8 +125,7 @@ class AugmentConfig:
 
     def without_glyphs(self) -> "AugmentConfig":
         """This config with every glyph-level lever off: what validation splits draw (see plan_splits)."""
-        defaults = AugmentConfig()
-        changed = {name: getattr(defaults, name) for name in GLYPH_KNOBS if getattr(self, name) != getattr(defaults, name)}
+        changed = {name: copy.deepcopy(off) for name, off in GLYPHS_OFF.items() if getattr(self, name) != off}
         return dataclasses.replace(self, **changed) if changed else self
 
     def validate(self, prefix: str = "data.augment") -> None:
@@ -145,7 +158,7 @@ class AugmentConfig:
         require(0.5 <= self.glyph_scale[0] and self.glyph_scale[1] <= 1.5, f"{prefix}.glyph_scale",
                 "must lie in 0.5..1.5", self.glyph_scale)
         for key, most in (("glyph_rotation", 30.0), ("baseline_jitter", 0.3), ("glyph_spacing_jitter", 0.3),
-                          ("elastic_strength", 0.2)):
+                          ("elastic_strength", 0.2), ("nib_width", 0.3)):
             value = getattr(self, key)
             require(0 <= value <= most, f"{prefix}.{key}", f"must lie in 0..{most:g}", value)
         require(1 <= self.stroke_radius <= 4, f"{prefix}.stroke_radius", "must lie in 1..4 px", self.stroke_radius)

@@ -2,10 +2,12 @@
 
 A font family fixes every glyph's proportions, stroke and placement; real printers, designers and
 typists vary each of them. `sample_glyph_style` draws, per sample, what varies glyph by glyph
-(scale, rotation, baseline offset, the gap after it, the face it is drawn with) and what varies the
-whole mask (stroke thickness by erosion or dilation, an elastic grid distortion); `place_glyphs`
-and `distort_mask` apply them (render.draw_text_mask calls both). Every lever is off in the AugmentConfig defaults, and a lever that is off
-draws nothing from the sample's Generator, so datasets made without glyph levers keep their bytes.
+(scale, rotation, baseline offset, the gap after it, the face it is drawn with, which of a digit's
+print forms) and what varies the whole mask (stroke thickness by erosion or dilation, an elastic grid
+distortion, a flat pen); `place_glyphs` and `distort_mask` apply them (render.draw_text_mask calls
+both). Every lever but the print forms (`allograph_p`) is off in the AugmentConfig defaults, and a
+lever that is off draws nothing from the sample's Generator, so datasets made without it keep their
+bytes.
 """
 
 from __future__ import annotations
@@ -22,6 +24,14 @@ from runner.data.fonts import FontSpec, fallback_chars, load_font
 MIN_GAP = -0.1  # smallest letter spacing + spacing jitter, as a fraction of the size (as data.augment.letter_spacing)
 MIN_ERODED_INK = 0.45  # an erosion that leaves less of the ink than this would make the label unreadable: skipped
 ELASTIC_CELL = 0.5  # grid cell of the elastic distortion, in text heights
+# Digits with two common print forms, drawn from a sibling glyph. Most print families (Khmer OS, Noto Serif
+# Khmer, ...) draw ៥ as their ៤ with a knot on its upper left: a bowl, a tall stroke on the right, a curl
+# inside. Noto Sans Khmer draws ៥ so too, but its ៤ is another, open design with no tall stroke; a model
+# trained on it alone reads every common ៤ as ៥ or ៨. The font's ៥ without its knot is the common ៤.
+ALLOGRAPHS = {"\u17e4": "\u17e5"}
+# The families whose ៤ is the open form: for the others the lever draws nothing, their own ៤ is the common one.
+OPEN_FOUR_FAMILIES = frozenset({"Noto Sans Khmer"})
+TALL_STROKE_END = 0.75  # the tall stroke must end (a blank row under it) within this much of the glyph's height
 
 
 @dataclass
@@ -34,15 +44,19 @@ class GlyphStyle:
     spacing: tuple[float, ...] = ()  # per glyph, extra gap after it as a fraction of the font size
     mixed_font: Optional[FontSpec] = None  # the second face some glyphs are drawn with
     mixed: tuple[bool, ...] = ()  # per glyph, drawn with mixed_font
+    allographs: tuple[bool, ...] = ()  # per glyph, drawn in its other print form (ALLOGRAPHS)
     stroke: int = 0  # px: > 0 dilates (bolder), < 0 erodes (thinner)
     elastic: float = 0.0  # largest grid-point displacement as a fraction of the text height
     elastic_seed: int = 0  # the displacement field's seed (its size depends on the mask)
+    nib: float = 0.0  # flat-pen length as a fraction of the text height (0 = not redrawn with a pen)
+    nib_angle: float = 0.0  # the pen's angle, degrees counter-clockwise from horizontal
 
     def per_glyph(self) -> bool:
-        return bool(self.scales or self.rotations or self.baseline or self.spacing or any(self.mixed))
+        return bool(self.scales or self.rotations or self.baseline or self.spacing or any(self.mixed)
+                    or any(self.allographs))
 
     def is_neutral(self) -> bool:
-        return not (self.per_glyph() or self.stroke or self.elastic)
+        return not (self.per_glyph() or self.stroke or self.elastic or self.nib)
 
     def record(self) -> dict[str, Any]:
         """The applied choices only, rounded, for metadata.yaml."""
@@ -54,10 +68,14 @@ class GlyphStyle:
             out["mixed_font"] = self.mixed_font.family
             out["mixed_font_file"] = self.mixed_font.name
             out["mixed"] = [int(flag) for flag in self.mixed]
+        if any(self.allographs):
+            out["allographs"] = [int(flag) for flag in self.allographs]
         if self.stroke:
             out["stroke"] = self.stroke
         if self.elastic:
             out["elastic"] = round(self.elastic, 4)
+        if self.nib:
+            out["nib"] = [round(self.nib, 4), round(self.nib_angle, 1)]
         return out
 
 
@@ -79,7 +97,45 @@ def sample_glyph_style(rng: np.random.Generator, length: int, cfg: AugmentConfig
     if cfg.elastic_p and rng.random() < cfg.elastic_p:
         style.elastic = float(rng.uniform(0.5, 1.0)) * cfg.elastic_strength
         style.elastic_seed = int(rng.integers(2 ** 31))
+    if cfg.nib_p and rng.random() < cfg.nib_p:
+        style.nib = float(rng.uniform(0.5, 1.0)) * cfg.nib_width
+        style.nib_angle = float(rng.uniform(0.0, 180.0))
     return style
+
+
+def sample_allographs(rng: np.random.Generator, text: str, font: FontSpec, cfg: AugmentConfig) -> tuple[bool, ...]:
+    """Which glyphs of `text` are drawn in their other print form; draws nothing when the lever is off, the
+    font's family is not one of OPEN_FOUR_FAMILIES or `text` has no such digit."""
+    if (not cfg.allograph_p or font.family not in OPEN_FOUR_FAMILIES
+            or not any(char in ALLOGRAPHS for char in text)):
+        return ()
+    flags = rng.random(len(text)) < cfg.allograph_p
+    return tuple(bool(flag) and char in ALLOGRAPHS for char, flag in zip(text, flags))
+
+
+def without_knot(layer: Image.Image) -> Optional[Image.Image]:
+    """`layer` (a ៥ drawn alone, 255 = ink) with its knot erased: the ink left of the tall stroke on the right
+    (the last run of ink in the glyph's top row), from the top down to the first blank row under that stroke:
+    the knot and most of what joins it to the stroke (a thin weight keeps a stub of the join). None where the glyph has no such stroke (its top
+    row's last run is not on the right half, or it never ends): the caller then draws the font's own glyph."""
+    pixels = np.asarray(layer)
+    ink = pixels > 127
+    rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        return None
+    top, bottom, left, right = rows[0], rows[-1], columns[0], columns[-1]
+    top_ink = np.flatnonzero(ink[top])
+    gaps = np.flatnonzero(np.diff(top_ink) > 1)
+    start = int(top_ink[gaps[-1] + 1] if gaps.size else top_ink[0])  # the top row's last run of ink
+    if start - left < (right - left) / 2:
+        return None
+    band = ink[top:, start:right + 1].any(axis=1)  # the rows with ink under the tall stroke's top
+    blank = np.flatnonzero(~band)
+    if blank.size == 0 or blank[0] > TALL_STROKE_END * (bottom - top + 1):
+        return None
+    cut = pixels.copy()
+    cut[:top + int(blank[0]), :max(start - 1, 0)] = 0  # one column short of the stroke: its anti-aliased edge
+    return Image.fromarray(cut, "L")
 
 
 def face_with_variation(font: FontSpec, size: int, variation: dict[str, float]) -> ImageFont.FreeTypeFont:
@@ -95,8 +151,10 @@ def face_with_variation(font: FontSpec, size: int, variation: dict[str, float]) 
 def distort_mask(mask: Image.Image, style: Optional[GlyphStyle]) -> Image.Image:
     """The ink mask thickened or thinned and elastically distorted as `style` says, cropped to the ink
     (unchanged when `style` is None or applies neither)."""
-    if style is None or not (style.stroke or style.elastic):
+    if style is None or not (style.stroke or style.elastic or style.nib):
         return mask
+    if style.nib:
+        mask = nib_sweep(mask, style.nib, style.nib_angle)
     if style.stroke:
         mask = change_stroke(mask, style.stroke)
     if style.elastic:
@@ -107,7 +165,8 @@ def distort_mask(mask: Image.Image, style: Optional[GlyphStyle]) -> Image.Image:
 def place_glyphs(text: str, faces: Sequence[ImageFont.FreeTypeFont], size: int, letter_spacing: float,
                  style: GlyphStyle, variation: Optional[dict[str, float]] = None) -> Image.Image:
     """An L mask (255 = ink) of `text`, glyph i drawn with faces[i] (or style.mixed_font where
-    style.mixed says) and scaled, turned, raised or lowered and spaced as `style` says; cropped to the ink."""
+    style.mixed says), in its other print form where style.allographs says, and scaled, turned, raised or
+    lowered and spaced as `style` says; cropped to the ink."""
     count = len(text)
 
     def per_glyph(values: tuple[float, ...], neutral: float) -> list[float]:
@@ -124,11 +183,11 @@ def place_glyphs(text: str, faces: Sequence[ImageFont.FreeTypeFont], size: int, 
     # Each glyph on its own layer with its baseline origin at (pad, pad + ascent): scaled about that
     # origin, turned about its centre, then laid on the line at its origin.
     layers = []
-    for char, face, scale, rotation in zip(text, faces, scales, rotations):
-        ascent, descent = face.getmetrics()
-        advance, pad = face.getlength(char), size
-        layer = Image.new("L", (int(advance) + 2 * pad, ascent + descent + 2 * pad))
-        ImageDraw.Draw(layer).text((pad, pad + ascent), char, font=face, fill=255, anchor="ls")
+    # a glyph drawn with the second family is drawn as that family has it
+    allographs = [flag and not use_other for flag, use_other in zip(style.allographs or [False] * count, mixed)]
+    for char, face, scale, rotation, other_form in zip(text, faces, scales, rotations, allographs):
+        layer, advance, ascent, descent = draw_glyph(char, face, size, other_form)
+        pad = size
         if rotation:
             layer = layer.rotate(rotation, Image.Resampling.BILINEAR,
                                  center=(pad + advance / 2, pad + (ascent - descent) / 2))
@@ -151,6 +210,57 @@ def place_glyphs(text: str, faces: Sequence[ImageFont.FreeTypeFont], size: int, 
         x += advance + max(letter_spacing + gap, MIN_GAP) * size
     mask = Image.fromarray(canvas, "L")
     return mask.crop(mask.getbbox() or (0, 0, 1, 1))
+
+
+def draw_glyph(char: str, face: ImageFont.FreeTypeFont, size: int,
+               other_form: bool = False) -> tuple[Image.Image, float, int, int]:
+    """`char` alone on a layer padded by `size`, its baseline origin at (size, size + ascent); in its other
+    print form (ALLOGRAPHS) when asked and the face's sibling glyph allows it. Returns the layer, the advance,
+    ascent and descent."""
+    ascent, descent = face.getmetrics()
+
+    def layer_of(glyph: str) -> tuple[Image.Image, float]:
+        advance = face.getlength(glyph)
+        layer = Image.new("L", (int(advance) + 2 * size, ascent + descent + 2 * size))
+        ImageDraw.Draw(layer).text((size, size + ascent), glyph, font=face, fill=255, anchor="ls")
+        return layer, advance
+
+    if other_form and char in ALLOGRAPHS:
+        sibling, advance = layer_of(ALLOGRAPHS[char])
+        cut = without_knot(sibling)
+        if cut is not None:
+            return cut, advance, ascent, descent
+    layer, advance = layer_of(char)
+    return layer, advance, ascent, descent
+
+
+def pen_variation(font: FontSpec, variation: Optional[dict[str, float]], style: Optional[GlyphStyle]) -> dict[str, float]:
+    """The axes to draw with: `variation`, at the font's thinnest weight when `style` redraws with a pen."""
+    values = dict(variation or {})
+    if style is not None and style.nib:
+        for axis in font.axes:
+            if axis.tag == "wght":
+                values["wght"] = axis.minimum
+    return values
+
+
+def nib_sweep(mask: Image.Image, length: float, angle: float) -> Image.Image:
+    """The ink swept along a flat pen `length` text heights long at `angle` degrees: strokes across the pen
+    come out thick, strokes along it stay thin."""
+    box = mask.getbbox()
+    if box is None:
+        return mask
+    steps = max(2, round(length * (box[3] - box[1])))
+    dx, dy = np.cos(np.radians(angle)), -np.sin(np.radians(angle))
+    pad = steps + 1
+    pixels = np.zeros((mask.height + 2 * pad, mask.width + 2 * pad), dtype=np.uint8)
+    source = np.asarray(mask)
+    for step in range(steps):
+        offset = step - steps // 2  # whole steps: consecutive shifts differ by at most a pixel, no gaps
+        x, y = pad + round(offset * dx), pad + round(offset * dy)
+        region = pixels[y:y + mask.height, x:x + mask.width]
+        np.maximum(region, source, out=region)
+    return Image.fromarray(pixels, "L")
 
 
 def change_stroke(mask: Image.Image, stroke: int) -> Image.Image:

@@ -18,7 +18,8 @@ from runner.data.augment import Augmentation, compose, degrade, sample_augmentat
 from runner.data.config import AugmentConfig
 from runner.data.fonts import FontSpec, face_coverage, fallback_chars, fallback_font, load_font
 from runner.data.formats import DEFAULT_MIX, NumberFormat, sample_text
-from runner.data.glyphs import GlyphStyle, distort_mask, place_glyphs, sample_glyph_style
+from runner.data.glyphs import (GlyphStyle, distort_mask, pen_variation, place_glyphs, sample_allographs,
+                               sample_glyph_style)
 
 SPLIT_CODES = {"train": 0, "val": 1, "val_hard": 2, "val_unseen_fonts": 3, "val_hard_unseen_fonts": 4}
 
@@ -90,6 +91,7 @@ def sample_spec(rng: np.random.Generator, text: str, fonts: Sequence[FontSpec], 
     if others:  # one second face per number, fair over families like the first
         spec.glyphs.mixed_font = choose_font(rng, others)
         spec.glyphs.mixed = tuple(bool(flag) for flag in rng.random(len(text)) < cfg.mix_fonts_p)
+    spec.glyphs.allographs = sample_allographs(rng, text, font, cfg)
     return spec
 
 
@@ -114,10 +116,10 @@ def draw_text_mask(text: str, font: FontSpec, size: int, letter_spacing: float =
     font lacks is drawn with the fallback font on the same baseline; spaces are advance only. `glyphs` varies
     it glyph by glyph (runner/data/glyphs.py)."""
     face = load_font(font.path, font.index, size)
+    variation = pen_variation(font, variation, glyphs)
     if font.axes:
         # The cached face is shared, so every draw sets all axes (defaults where not chosen).
-        values = variation or {}
-        face.set_variation_by_axes([values.get(axis.tag, axis.default) for axis in font.axes])
+        face.set_variation_by_axes([variation.get(axis.tag, axis.default) for axis in font.axes])
     faces = char_faces(text, font, face)
     if glyphs is not None and glyphs.per_glyph():
         return distort_mask(place_glyphs(text, faces, size, letter_spacing, glyphs, variation), glyphs)
