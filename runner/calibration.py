@@ -132,7 +132,8 @@ def confidence_report(confidences: Sequence[float], correct: Sequence[bool], tar
         verdict = (f"ECE {quality['ece']:.3f} <= {ECE_WORTH_CALIBRATING} (or under {ECE_BINS} misreads to measure "
                    f"it): these confidences read as probabilities")
     return {
-        "images": len(correct), "misreads": misreads, f"misreads_above_{CONFIDENT}": confident, "auroc": ranking, "ece": quality["ece"],
+        "images": len(correct), "misreads": misreads, f"misreads_above_{CONFIDENT}": confident, "auroc": ranking,
+        "ece": quality["ece"],
         "reliability": quality["bins"], "target_accuracy": target,
         "threshold": None if reached is None else {"threshold": round(reached["threshold"], 6),
                                                    "kept": round(reached["kept"], 4),

@@ -116,8 +116,9 @@ def sample_allographs(rng: np.random.Generator, text: str, font: FontSpec, cfg: 
 def without_knot(layer: Image.Image) -> Optional[Image.Image]:
     """`layer` (a ៥ drawn alone, 255 = ink) with its knot erased: the ink left of the tall stroke on the right
     (the last run of ink in the glyph's top row), from the top down to the first blank row under that stroke:
-    the knot and most of what joins it to the stroke (a thin weight keeps a stub of the join). None where the glyph has no such stroke (its top
-    row's last run is not on the right half, or it never ends): the caller then draws the font's own glyph."""
+    the knot and most of what joins it to the stroke (a thin weight keeps a stub of the join). None where the
+    glyph has no such stroke (its top row's last run is not on the right half, or it never ends): the caller
+    then draws the font's own glyph."""
     pixels = np.asarray(layer)
     ink = pixels > 127
     rows, columns = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
@@ -234,7 +235,8 @@ def draw_glyph(char: str, face: ImageFont.FreeTypeFont, size: int,
     return layer, advance, ascent, descent
 
 
-def pen_variation(font: FontSpec, variation: Optional[dict[str, float]], style: Optional[GlyphStyle]) -> dict[str, float]:
+def pen_variation(font: FontSpec, variation: Optional[dict[str, float]],
+                  style: Optional[GlyphStyle]) -> dict[str, float]:
     """The axes to draw with: `variation`, at the font's thinnest weight when `style` redraws with a pen."""
     values = dict(variation or {})
     if style is not None and style.nib:
