@@ -64,7 +64,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()  # trainer.max_time_minutes counts from here: data preparation is part of the job
     with distributed_context(cfg.device.name) as (rank, world_size, device_name):
         device = resolve_device(device_name)
-        decide_amp(cfg.device.amp, device)  # device.amp=bf16 on a CPU without native bf16 fails here, before any data work
+        decide_amp(cfg.device.amp, device)  # device.amp=bf16 without native bf16 fails here, before any data work
         output_dir = broadcast_object(hydra_output_dir() or Path(cfg.paths.output_root) / cfg.experiment_name)
         setup_training_environment(cfg, output_dir, create_dirs=rank == 0)
         if world_size > 1:
@@ -82,6 +82,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                                            device=device, output_dir=output_dir, extra_val_loaders=extra_val_loaders,
                                            rank=rank, world_size=world_size, started_at=started)
         results = trainer.train()
+        del trainer, model  # their DistributedDataParallel wrapper holds the process group the context shuts down
     log.info("best %s=%.4f at epoch %d (%s); outputs in %s", results["monitor"], results["best_metric"],
              results["best_epoch"], results["stop_reason"], output_dir)
     log.info("the kept weights on every validation split:\n%s",

@@ -9,6 +9,7 @@ dir is then broadcast to every rank (`broadcast_object`) for resume and data pat
 
 from __future__ import annotations
 
+import gc
 import os
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -53,10 +54,28 @@ def distributed_context(device_name: str) -> Iterator[tuple[int, int, str]]:
     else:
         device_name = "cpu"
     dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    finished = False
     try:
         yield rank, world_size, device_name
+        finished = True
     finally:
-        dist.destroy_process_group()
+        shut_down(finished)
+
+
+def shut_down(finished: bool) -> None:
+    """Leave the process group together: after a completed job every rank waits at a barrier first.
+
+    Without it a rank > 0, idle while rank 0 writes the end-of-run reports, tore its gloo group
+    down and exited alone; now and then (once in CI) it died in the C++ teardown with "terminate
+    called without an active exception" (SIGABRT). The garbage collection then frees the
+    DistributedDataParallel wrappers that still hold the group, so its threads stop while the
+    interpreter is whole, not during its finalization. After an error there is no barrier: the
+    other ranks may never reach it.
+    """
+    if finished:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def broadcast_object(value: Any, src: int = 0) -> Any:
