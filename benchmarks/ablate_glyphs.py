@@ -41,7 +41,8 @@ REPO = Path(__file__).resolve().parents[1]
 OUTPUT_DIR = REPO / "outputs" / "bench"
 # Each lever's knobs; their values come from conf/data/augment/glyph.yaml.
 LEVERS: dict[str, tuple[str, ...]] = {
-    "baseline": (), "glyph_scale": ("glyph_scale",), "glyph_rotation": ("glyph_rotation",),
+    "baseline": (), "glyph_scale": ("glyph_scale",), "glyph_width": ("glyph_width",),
+    "glyph_rotation": ("glyph_rotation",),
     "baseline_jitter": ("baseline_jitter",), "glyph_spacing_jitter": ("glyph_spacing_jitter",),
     "stroke": ("stroke_p", "stroke_radius"), "elastic": ("elastic_p", "elastic_strength"),
     "mix_fonts": ("mix_fonts_p",), "allograph": ("allograph_p",), "nib": ("nib_p", "nib_width"),

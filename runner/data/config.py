@@ -21,13 +21,13 @@ from runner.models.config import MAX_LABEL_LENGTH
 from runner.schema import CONF_DIR, help_field
 
 BACKGROUND_KINDS = ("solid", "gradient", "noise", "paper")
-GLYPH_KNOBS = ("glyph_scale", "glyph_rotation", "baseline_jitter", "glyph_spacing_jitter", "stroke_p", "stroke_radius",
-               "elastic_p", "elastic_strength", "mix_fonts_p", "allograph_p", "nib_p", "nib_width")
+GLYPH_KNOBS = ("glyph_scale", "glyph_width", "glyph_rotation", "baseline_jitter", "glyph_spacing_jitter", "stroke_p",
+               "stroke_radius", "elastic_p", "elastic_strength", "mix_fonts_p", "allograph_p", "nib_p", "nib_width")
 # Each glyph lever's switch in its "off" position: what validation splits draw (AugmentConfig.without_glyphs).
 # stroke_radius, elastic_strength and nib_width are sizes, not switches.
-GLYPHS_OFF: dict[str, Any] = {"glyph_scale": [1.0, 1.0], "glyph_rotation": 0.0, "baseline_jitter": 0.0,
-                              "glyph_spacing_jitter": 0.0, "stroke_p": 0.0, "elastic_p": 0.0, "mix_fonts_p": 0.0,
-                              "allograph_p": 0.0, "nib_p": 0.0}
+GLYPHS_OFF: dict[str, Any] = {"glyph_scale": [1.0, 1.0], "glyph_width": [1.0, 1.0], "glyph_rotation": 0.0,
+                              "baseline_jitter": 0.0, "glyph_spacing_jitter": 0.0, "stroke_p": 0.0, "elastic_p": 0.0,
+                              "mix_fonts_p": 0.0, "allograph_p": 0.0, "nib_p": 0.0}
 MAX_SPLIT_SIZE = 10_000_000
 
 
@@ -90,6 +90,9 @@ class AugmentConfig:
     # turns them on.
     glyph_scale: List[float] = help_field("Size of each glyph relative to the font size, drawn per glyph ([1, 1] = "
                                           "off).", factory=lambda: [1.0, 1.0])
+    glyph_width: List[float] = help_field("Horizontal stretch of each glyph on its own, drawn per glyph: the wide "
+                                          "and narrow digits of cursive faces, one number mixing both ([1, 1] = "
+                                          "off; aspect_ratio stretches the whole text).", factory=lambda: [1.0, 1.0])
     glyph_rotation: float = help_field("Largest rotation of each glyph on its own, in degrees either way (0 = off).",
                                        0.0)
     baseline_jitter: float = help_field("Largest shift of each glyph up or down off the line, as a fraction of the "
@@ -157,6 +160,8 @@ class AugmentConfig:
                "must lie in (0, 1]", self.lowres_scale)
         require(0.5 <= self.glyph_scale[0] and self.glyph_scale[1] <= 1.5, f"{prefix}.glyph_scale",
                 "must lie in 0.5..1.5", self.glyph_scale)
+        require(0.5 <= self.glyph_width[0] and self.glyph_width[1] <= 2.0, f"{prefix}.glyph_width",
+                "must lie in 0.5..2", self.glyph_width)
         for key, most in (("glyph_rotation", 30.0), ("baseline_jitter", 0.3), ("glyph_spacing_jitter", 0.3),
                           ("elastic_strength", 0.2), ("nib_width", 0.3)):
             value = getattr(self, key)

@@ -39,6 +39,7 @@ class GlyphStyle:
     """The glyph-level choices for one sample; empty tuples and zeros mean "not applied"."""
 
     scales: tuple[float, ...] = ()  # per glyph, times the font size
+    widths: tuple[float, ...] = ()  # per glyph, horizontal stretch on top of its scale (1 = the font's own)
     rotations: tuple[float, ...] = ()  # per glyph, degrees counter-clockwise
     baseline: tuple[float, ...] = ()  # per glyph, offset downwards as a fraction of the font size
     spacing: tuple[float, ...] = ()  # per glyph, extra gap after it as a fraction of the font size
@@ -52,8 +53,8 @@ class GlyphStyle:
     nib_angle: float = 0.0  # the pen's angle, degrees counter-clockwise from horizontal
 
     def per_glyph(self) -> bool:
-        return bool(self.scales or self.rotations or self.baseline or self.spacing or any(self.mixed)
-                    or any(self.allographs))
+        return bool(self.scales or self.widths or self.rotations or self.baseline or self.spacing
+                    or any(self.mixed) or any(self.allographs))
 
     def is_neutral(self) -> bool:
         return not (self.per_glyph() or self.stroke or self.elastic or self.nib)
@@ -61,7 +62,7 @@ class GlyphStyle:
     def record(self) -> dict[str, Any]:
         """The applied choices only, rounded, for metadata.yaml."""
         out: dict[str, Any] = {}
-        for key in ("scales", "rotations", "baseline", "spacing"):
+        for key in ("scales", "widths", "rotations", "baseline", "spacing"):
             if getattr(self, key):
                 out[key] = [round(value, 3) for value in getattr(self, key)]
         if self.mixed_font is not None and any(self.mixed):
@@ -84,6 +85,8 @@ def sample_glyph_style(rng: np.random.Generator, length: int, cfg: AugmentConfig
     style = GlyphStyle()
     if cfg.glyph_scale[1] > cfg.glyph_scale[0] or cfg.glyph_scale[0] != 1.0:
         style.scales = tuple(float(v) for v in rng.uniform(cfg.glyph_scale[0], cfg.glyph_scale[1], length))
+    if cfg.glyph_width[1] > cfg.glyph_width[0] or cfg.glyph_width[0] != 1.0:
+        style.widths = tuple(float(v) for v in rng.uniform(cfg.glyph_width[0], cfg.glyph_width[1], length))
     if cfg.glyph_rotation:
         style.rotations = tuple(float(v) for v in rng.uniform(-cfg.glyph_rotation, cfg.glyph_rotation, length))
     if cfg.baseline_jitter:
@@ -166,36 +169,38 @@ def distort_mask(mask: Image.Image, style: Optional[GlyphStyle]) -> Image.Image:
 def place_glyphs(text: str, faces: Sequence[ImageFont.FreeTypeFont], size: int, letter_spacing: float,
                  style: GlyphStyle, variation: Optional[dict[str, float]] = None) -> Image.Image:
     """An L mask (255 = ink) of `text`, glyph i drawn with faces[i] (or style.mixed_font where
-    style.mixed says), in its other print form where style.allographs says, and scaled, turned, raised or
-    lowered and spaced as `style` says; cropped to the ink."""
+    style.mixed says), in its other print form where style.allographs says, and scaled, stretched, turned,
+    raised or lowered and spaced as `style` says; cropped to the ink."""
     count = len(text)
 
     def per_glyph(values: tuple[float, ...], neutral: float) -> list[float]:
         return list(values) if values else [neutral] * count
 
-    scales, rotations = per_glyph(style.scales, 1.0), per_glyph(style.rotations, 0.0)
+    scales, widths = per_glyph(style.scales, 1.0), per_glyph(style.widths, 1.0)
+    rotations = per_glyph(style.rotations, 0.0)
     baseline, spacing = per_glyph(style.baseline, 0.0), per_glyph(style.spacing, 0.0)
     mixed = list(style.mixed) if style.mixed else [False] * count
     if style.mixed_font is not None and any(mixed):
         other = face_with_variation(style.mixed_font, size, variation or {})
         lacking = fallback_chars(style.mixed_font, text)  # what the second family cannot draw stays as it was
-        faces = [other if use_other and char not in lacking else face for face, use_other, char in zip(faces, mixed, text)]
+        faces = [other if use_other and char not in lacking else face
+                 for face, use_other, char in zip(faces, mixed, text)]
 
     # Each glyph on its own layer with its baseline origin at (pad, pad + ascent): scaled about that
     # origin, turned about its centre, then laid on the line at its origin.
     layers = []
     # a glyph drawn with the second family is drawn as that family has it
     allographs = [flag and not use_other for flag, use_other in zip(style.allographs or [False] * count, mixed)]
-    for char, face, scale, rotation, other_form in zip(text, faces, scales, rotations, allographs):
+    for char, face, scale, width, rotation, other_form in zip(text, faces, scales, widths, rotations, allographs):
         layer, advance, ascent, descent = draw_glyph(char, face, size, other_form)
         pad = size
         if rotation:
             layer = layer.rotate(rotation, Image.Resampling.BILINEAR,
                                  center=(pad + advance / 2, pad + (ascent - descent) / 2))
-        if scale != 1.0:
-            layer = layer.resize((max(1, round(layer.width * scale)), max(1, round(layer.height * scale))),
+        if scale != 1.0 or width != 1.0:
+            layer = layer.resize((max(1, round(layer.width * scale * width)), max(1, round(layer.height * scale))),
                                  Image.Resampling.BILINEAR)
-        layers.append((layer, pad * scale, (pad + ascent) * scale, advance * scale))
+        layers.append((layer, pad * scale * width, (pad + ascent) * scale, advance * scale * width))
 
     margin = 2 * size
     width = int(sum(layer.width for layer, *_ in layers)) + 2 * margin

@@ -17,7 +17,8 @@ from runner.data.glyphs import (OPEN_FOUR_FAMILIES, GlyphStyle, change_stroke, d
 from runner.data.render import draw_text_mask, render_sample, sample_spec
 from runner.errors import ConfigError
 
-LEVERS = {"glyph_scale": dict(glyph_scale=[0.8, 1.2]), "glyph_rotation": dict(glyph_rotation=10.0),
+LEVERS = {"glyph_scale": dict(glyph_scale=[0.8, 1.2]), "glyph_width": dict(glyph_width=[1.3, 1.6]),
+          "glyph_rotation": dict(glyph_rotation=10.0),
           "baseline_jitter": dict(baseline_jitter=0.1), "glyph_spacing_jitter": dict(glyph_spacing_jitter=0.1),
           "stroke": dict(stroke_p=1.0, stroke_radius=2), "elastic": dict(elastic_p=1.0, elastic_strength=0.1),
           "mix_fonts": dict(mix_fonts_p=1.0), "nib": dict(nib_p=1.0, nib_width=0.2)}
@@ -74,7 +75,7 @@ def test_levers_draw_after_everything_else_so_the_rest_of_the_sample_stays(fonts
 def test_records_carry_the_sampled_values(fonts):
     spec = spec_for(5, fonts, AugmentConfig(**ALL_ON))
     record = spec.record()["glyphs"]
-    for key in ("scales", "rotations", "baseline", "spacing"):
+    for key in ("scales", "widths", "rotations", "baseline", "spacing"):
         assert record[key] == [round(value, 3) for value in getattr(spec.glyphs, key)]
         assert len(record[key]) == len(spec.text)
     assert abs(record["stroke"]) in (1, 2) and 0.05 <= record["elastic"] <= 0.1
@@ -99,6 +100,19 @@ def test_mixed_glyphs_come_from_another_family_of_the_split(fonts):
         spec = spec_for(seed, split, AugmentConfig(mix_fonts_p=0.5))
         if spec.glyphs.mixed_font is not None:
             assert spec.glyphs.mixed_font in split and spec.glyphs.mixed_font.family != spec.font.family
+
+
+def test_glyph_width_stretches_each_glyph_on_its_own(fonts):
+    spec = spec_for(6, fonts, AugmentConfig(), text="៣៣")
+    plain = np.asarray(draw_text_mask(spec.text, spec.font, 40, 0.3, spec.variation, GlyphStyle(scales=(1.0, 1.0))))
+    wide = np.asarray(draw_text_mask(spec.text, spec.font, 40, 0.3, spec.variation, GlyphStyle(widths=(2.0, 1.0))))
+    assert wide.shape[0] == plain.shape[0]  # the height stays
+    # the first glyph is twice as wide and pushes the second one along: the number grows by one glyph's width
+    assert 1.3 * plain.shape[1] < wide.shape[1] < 1.7 * plain.shape[1]
+    columns = (wide > 127).any(axis=0)
+    gap = np.flatnonzero(~columns[np.argmax(columns):])[0]  # the first glyph's inked width
+    single = (np.asarray(draw_text_mask(spec.text[0], spec.font, 40, 0.0, spec.variation)) > 127).any(axis=0).sum()
+    assert gap == pytest.approx(2 * single, rel=0.1)
 
 
 def test_erosion_that_would_wipe_out_the_ink_is_skipped(fonts):
@@ -147,6 +161,7 @@ def test_validation_splits_draw_fonts_as_they_are():
 
 
 @pytest.mark.parametrize("key, value, message", [("glyph_scale", [0.2, 1.0], "0.5..1.5"),
+                                                 ("glyph_width", [1.0, 3.0], "0.5..2"),
                                                  ("glyph_rotation", 90.0, "0..30"), ("baseline_jitter", 0.5, "0..0.3"),
                                                  ("stroke_radius", 9, "1..4"), ("elastic_strength", 1.0, "0..0.2"),
                                                  ("mix_fonts_p", 1.5, "probability"),
