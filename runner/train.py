@@ -23,7 +23,7 @@ from runner.training.utils import resolve_device, setup_training_environment
 log = logging.getLogger("runner")
 
 
-ONE_FAMILY_COST = ("a model trained on the pip Noto Sans Khmer alone read 66% of the numbers printed in the twelve "
+ONE_FAMILY_COST = ("a model trained on the pip Noto Sans Khmer alone read 70% of the numbers printed in the twelve "
                    "Khmer OS families (the default recipe; 45% of an independent held-out set before data.augment."
                    "allograph_p), against 97% for one trained with both Debian packages (docs/results.md 'Unseen "
                    "fonts')")
