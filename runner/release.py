@@ -178,7 +178,7 @@ def evaluate_shipped(predictor: Any, data: Any, seed: int, tesseract_images: int
 def check_figures(model: Path, workdir: Path) -> dict[str, Any]:
     """The shipped model on CHECK_SPLIT of a small dataset generated from CHECK_DATA and the model's own augment
     presets (what the test re-reads)."""
-    from runner.data.config import AugmentConfig, DataConfig
+    from runner.data.config import DataConfig, as_data_config
     from runner.data.generate import write_dataset
     from runner.inference.evaluation import evaluation_dataset, read_dataset
     from runner.inference.predictors import load_predictor
@@ -191,10 +191,10 @@ def check_figures(model: Path, workdir: Path) -> dict[str, Any]:
     settings.update({key: trained[key] for key in TEXT_KEYS if key in trained and trained[key] != getattr(defaults, key)})
     # drawn as the model's own validation splits were, so a later change of a preset's defaults (heavy's stretch)
     # leaves the check split, and the figure the card records, as they were
-    presets = {key: OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(AugmentConfig), trained[key]))
-               for key in ("augment", "hard_augment") if key in trained}
-    data = DataConfig(**settings, **presets, image_height=predictor.height, image_width=predictor.width,
-                      text_crop=predictor.text_crop, bucketing=predictor.bucketing, cache_in_memory=False)
+    presets = {key: trained[key] for key in ("augment", "hard_augment") if key in trained}
+    data = as_data_config({**settings, **presets, "image_height": predictor.height, "image_width": predictor.width,
+                           "text_crop": predictor.text_crop, "bucketing": predictor.bucketing,
+                           "cache_in_memory": False})
     metadata = write_dataset(data, CHECK_DATA["seed"], workdir / "check_data")
     dataset, _ = evaluation_dataset(data, CHECK_SPLIT, CHECK_DATA["seed"], str(metadata), charset=predictor.charset,
                                     model=str(model))
