@@ -82,11 +82,12 @@ class GlyphStyle:
 
 def sample_glyph_style(rng: np.random.Generator, length: int, cfg: AugmentConfig) -> GlyphStyle:
     """Draw the glyph-level choices for a `length`-digit number; levers that are off draw nothing."""
-    style = GlyphStyle()
-    if cfg.glyph_scale[1] > cfg.glyph_scale[0] or cfg.glyph_scale[0] != 1.0:
-        style.scales = tuple(float(v) for v in rng.uniform(cfg.glyph_scale[0], cfg.glyph_scale[1], length))
-    if cfg.glyph_width[1] > cfg.glyph_width[0] or cfg.glyph_width[0] != 1.0:
-        style.widths = tuple(float(v) for v in rng.uniform(cfg.glyph_width[0], cfg.glyph_width[1], length))
+    def factors(bounds: Sequence[float]) -> tuple[float, ...]:  # per glyph; none drawn when bounds are [1, 1]
+        if bounds[1] > bounds[0] or bounds[0] != 1.0:
+            return tuple(float(v) for v in rng.uniform(bounds[0], bounds[1], length))
+        return ()
+
+    style = GlyphStyle(scales=factors(cfg.glyph_scale), widths=factors(cfg.glyph_width))
     if cfg.glyph_rotation:
         style.rotations = tuple(float(v) for v in rng.uniform(-cfg.glyph_rotation, cfg.glyph_rotation, length))
     if cfg.baseline_jitter:
